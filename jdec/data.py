@@ -1,0 +1,258 @@
+"""Datasets as NumPy arrays: ``x float32 [n, d]`` and ``y int64 [n]``.
+
+MNIST comes from a local directory holding the four standard IDX files
+(``data_dir`` or the ``JDEC_DATA_DIR`` environment variable), else from a
+tensorflow-datasets data directory where it is already prepared, else it is
+downloaded with tensorflow-datasets' download manager (no TensorFlow needed).
+"""
+
+import gzip
+import hashlib
+import os
+import pathlib
+import socket
+import struct
+
+import numpy as np
+
+from jdec import validation
+
+ENV_DATA_DIR = "JDEC_DATA_DIR"
+MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+SPLITS = ("all", "train", "test")
+
+
+class DataError(RuntimeError):
+  """A dataset is missing, unreachable or corrupt; the message says what to do."""
+
+
+def read_idx(path) -> np.ndarray:
+  """Reads an IDX file (gzipped or not) into a NumPy array.
+
+  Raises:
+    DataError: naming the file, if it is not a readable, complete IDX file.
+  """
+  path = pathlib.Path(path)
+  opener = gzip.open if path.suffix == ".gz" else open
+  try:
+    with opener(path, "rb") as f:
+      raw = f.read()
+  except (OSError, EOFError, gzip.BadGzipFile) as e:
+    raise DataError(f"cannot read {path}: {e}; the file is corrupt or truncated, "
+                    "download it again") from e
+  if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+    raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+  ndim = raw[3]
+  header = 4 + 4 * ndim
+  if len(raw) < header:
+    raise DataError(f"{path} is truncated: its header is incomplete")
+  shape = struct.unpack(f">{ndim}I", raw[4:header])
+  expected = int(np.prod(shape))
+  if len(raw) - header != expected:
+    raise DataError(
+        f"{path} is truncated or corrupt: the header promises shape {shape} "
+        f"({expected} bytes of data) but the file holds {len(raw) - header}"
+    )
+  return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+
+
+def _mnist_dir(data_dir) -> pathlib.Path | None:
+  """The folder holding the MNIST files: ``data_dir`` itself or ``data_dir/mnist``."""
+  base = pathlib.Path(data_dir).expanduser()
+  for folder in (base, base / "mnist"):
+    if all(_find(folder, name) for name in MNIST_FILES.values()):
+      return folder
+  return None
+
+
+def _find(folder: pathlib.Path, name: str) -> pathlib.Path | None:
+  """``name`` in ``folder``, gzipped or not."""
+  for candidate in (folder / name, folder / name.removesuffix(".gz")):
+    if candidate.is_file():
+      return candidate
+  return None
+
+
+def _load_mnist_files(folder: pathlib.Path, split: str):
+  parts = []
+  for part in ("train", "test") if split == "all" else (split,):
+    images = read_idx(_find(folder, MNIST_FILES[f"{part}_images"]))
+    labels = read_idx(_find(folder, MNIST_FILES[f"{part}_labels"]))
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+      raise DataError(
+          f"MNIST {part} files in {folder} do not match: images {images.shape}, "
+          f"labels {labels.shape}"
+      )
+    parts.append((images, labels))
+  x = np.concatenate([p[0] for p in parts]).reshape(-1, 28 * 28)
+  y = np.concatenate([p[1] for p in parts]).astype(np.int64)
+  return x.astype(np.float32) / 255.0, y
+
+
+def _load_mnist_tfds(split: str, tfds_data_dir):
+  """MNIST from a prepared tensorflow-datasets directory, or None if absent."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  tfds_split = "train+test" if split == "all" else split
+  try:
+    source = tfds.data_source("mnist", split=tfds_split, data_dir=tfds_data_dir,
+                              download=False)
+  except Exception:  # not prepared there: fall through to the next source
+    return None
+  records = [source[i] for i in range(len(source))]
+  x = np.stack([np.asarray(r["image"]).reshape(-1) for r in records])
+  y = np.asarray([int(r["label"]) for r in records], np.int64)
+  return x.astype(np.float32) / 255.0, y
+
+
+def _online(host: str = "storage.googleapis.com", timeout: float = 5.0) -> bool:
+  try:
+    socket.create_connection((host, 443), timeout=timeout).close()
+    return True
+  except OSError:
+    return False
+
+
+def _download_mnist(cache_dir: pathlib.Path) -> pathlib.Path:
+  """Downloads the four files with tfds' download manager and checks their SHA-256."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  manager = tfds.download.DownloadManager(download_dir=str(cache_dir))
+  paths = manager.download({k: MNIST_URL + v for k, v in MNIST_FILES.items()})
+  folder = cache_dir / "mnist"
+  folder.mkdir(parents=True, exist_ok=True)
+  for key, name in MNIST_FILES.items():
+    src = pathlib.Path(paths[key])
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    if digest != MNIST_SHA256[name]:
+      raise DataError(f"downloaded {name} has SHA-256 {digest}, expected "
+                      f"{MNIST_SHA256[name]}; delete {src} and try again")
+    (folder / name).write_bytes(src.read_bytes())
+  return folder
+
+
+def _offline_message(split: str) -> str:
+  return (
+      "MNIST is not available: no local files were given, tensorflow-datasets "
+      "has no prepared copy, and the download server cannot be reached. Put the "
+      "four files " + ", ".join(MNIST_FILES.values()) + " in a folder and pass it "
+      "as data_dir=... (--config.data_dir=... for the experiments) or set "
+      f"{ENV_DATA_DIR}=/path/to/folder. (split={split!r})"
+  )
+
+
+def load_mnist(
+    data_dir=None,
+    *,
+    split: str = "all",
+    download: bool = True,
+    tfds_data_dir=None,
+    cache_dir=None,
+) -> tuple[np.ndarray, np.ndarray]:
+  """MNIST digits as ``x float32 [n, 784]`` in ``[0, 1]`` and ``y int64 [n]``.
+
+  Args:
+    data_dir: folder holding the four IDX files (``.gz`` or not), directly or in
+      a ``mnist/`` subfolder. Defaults to ``$JDEC_DATA_DIR``.
+    split: ``"all"`` (the 70,000 digits, train then test, as DEC uses),
+      ``"train"`` (60,000) or ``"test"`` (10,000).
+    download: if no local or prepared copy exists, download the files.
+    tfds_data_dir: tensorflow-datasets data directory to look in.
+    cache_dir: where downloads go; ``~/.cache/jdec`` by default.
+
+  Raises:
+    DataError: the files are missing, corrupt, or cannot be downloaded.
+  """
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+  data_dir = data_dir or os.environ.get(ENV_DATA_DIR)
+  if data_dir:
+    folder = _mnist_dir(data_dir)
+    if folder is None:
+      raise DataError(
+          f"no MNIST files in {data_dir} or {pathlib.Path(data_dir) / 'mnist'}: "
+          "expected " + ", ".join(MNIST_FILES.values())
+      )
+    return _load_mnist_files(folder, split)
+  cache = pathlib.Path(cache_dir or pathlib.Path.home() / ".cache" / "jdec")
+  if _mnist_dir(cache):
+    return _load_mnist_files(_mnist_dir(cache), split)
+  loaded = _load_mnist_tfds(split, tfds_data_dir)
+  if loaded is not None:
+    return loaded
+  if download and _online():
+    return _load_mnist_files(_download_mnist(cache), split)
+  raise DataError(_offline_message(split))
+
+
+def load_usps(path=None) -> tuple[np.ndarray, np.ndarray]:
+  """USPS digits (9,298 of 16x16) as ``x float32 [n, 256]`` in ``[0, 1]``, ``y [n]``.
+
+  Args:
+    path: an ``.npz`` with ``x`` in ``[-1, 1]`` (as in the ElemStatLearn ZIP-code
+      files) and ``y``; or a folder holding ``usps.npz`` or ``usps/usps.npz``.
+      Defaults to ``$JDEC_DATA_DIR``. ``x`` is mapped to ``(x + 1) / 2`` as in
+      DEC-keras.
+  """
+  path = path or os.environ.get(ENV_DATA_DIR)
+  if not path:
+    raise DataError(f"pass the path of usps.npz, or set {ENV_DATA_DIR} to its folder")
+  path = pathlib.Path(path).expanduser()
+  if path.is_dir():
+    found = [p for p in (path / "usps.npz", path / "usps" / "usps.npz") if p.is_file()]
+    if not found:
+      raise DataError(f"no usps.npz in {path} or {path / 'usps'}")
+    path = found[0]
+  try:
+    with np.load(path) as f:
+      x, y = f["x"], f["y"]
+  except (OSError, ValueError, KeyError) as e:
+    raise DataError(f"cannot read {path}: {e}; expected an .npz with arrays x and y") from e
+  x, y = from_arrays(x, y)
+  return (x + 1.0) / 2.0, y
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+  """scikit-learn's bundled 8x8 digits (1,797), ``x`` in ``[0, 1]``; works offline."""
+  import sklearn.datasets  # pylint: disable=g-import-not-at-top
+
+  x, y = sklearn.datasets.load_digits(return_X_y=True)
+  return (x / 16.0).astype(np.float32), y.astype(np.int64)
+
+
+def from_arrays(x, y=None) -> tuple[np.ndarray, np.ndarray | None]:
+  """Your own data: ``x [n, ...]`` flattened to float32 ``[n, d]``, checked.
+
+  Raises:
+    ValueError / TypeError: NaN or infinite values, non-numeric data, or
+      labels that do not match ``x``.
+  """
+  x = np.asarray(x)
+  if x.ndim > 2:
+    x = x.reshape(len(x), -1)
+  x = validation.check_data(x)
+  if y is not None:
+    y = validation.check_labels(y, x.shape[0])
+  return x, y
+
+
+LOADERS = {"mnist": load_mnist, "usps": load_usps, "digits": load_digits}
+
+
+def load(name: str, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
+  """Loads a dataset by name: ``"mnist"``, ``"usps"`` or ``"digits"``."""
+  if name not in LOADERS:
+    raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(LOADERS)}")
+  return LOADERS[name]() if name == "digits" else LOADERS[name](data_dir)

@@ -1,0 +1,1 @@
+"""Runnable experiments: ``python -m jdec.experiments.<name> --workdir DIR``."""

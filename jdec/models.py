@@ -1,0 +1,126 @@
+"""Flax Linen models: the fully connected autoencoder and the clustering head.
+
+Any autoencoder works with the training code if it has ``embed_dim``,
+``encode(x) -> z [n, embed_dim]`` and ``__call__(x) -> (x_hat, z)``.
+"""
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jdec import dec
+
+KERNEL_INITS: dict[str, Callable] = {
+    # DEC-keras: VarianceScaling(1/3, fan_in, uniform) on every Dense layer.
+    "dec_keras": nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+    # The paper's Caffe code: Gaussian weights with standard deviation 0.01.
+    "paper": nn.initializers.normal(stddev=0.01),
+    "glorot_uniform": nn.initializers.glorot_uniform(),
+}
+
+
+def kernel_init(name: str) -> Callable:
+  """Returns the kernel initialiser registered under ``name``."""
+  if name not in KERNEL_INITS:
+    raise ValueError(
+        f"unknown kernel_init {name!r}; choose one of {sorted(KERNEL_INITS)}"
+    )
+  return KERNEL_INITS[name]
+
+
+class MLP(nn.Module):
+  """Dense stack with ReLU between layers and a linear last layer."""
+
+  features: Sequence[int]
+  kernel_init: str = "dec_keras"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    init = kernel_init(self.kernel_init)
+    for i, width in enumerate(self.features):
+      x = nn.Dense(width, kernel_init=init, name=f"dense_{i}")(x)
+      if i < len(self.features) - 1:
+        x = nn.relu(x)
+    return x
+
+
+class AutoEncoder(nn.Module):
+  """Symmetric fully connected autoencoder, ``d-500-500-2000-10`` by default.
+
+  Attributes:
+    input_dim: ``d``, the width of the input and of the reconstruction.
+    hidden_dims: encoder widths; the last one is the embedding size.
+    kernel_init: name of the initialiser (see ``KERNEL_INITS``).
+  """
+
+  input_dim: int
+  hidden_dims: Sequence[int] = (500, 500, 2000, 10)
+  kernel_init: str = "dec_keras"
+
+  @property
+  def embed_dim(self) -> int:
+    return self.hidden_dims[-1]
+
+  def setup(self):
+    self.encoder = MLP(tuple(self.hidden_dims), self.kernel_init)
+    decoder_widths = tuple(reversed(self.hidden_dims[:-1])) + (self.input_dim,)
+    self.decoder = MLP(decoder_widths, self.kernel_init)
+
+  def encode(self, x: jax.Array) -> jax.Array:
+    """``x [n, d] -> z [n, embed_dim]``."""
+    return self.encoder(x)
+
+  def decode(self, z: jax.Array) -> jax.Array:
+    """``z [n, embed_dim] -> x_hat [n, d]``."""
+    return self.decoder(z)
+
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns ``(x_hat [n, d], z [n, embed_dim])``."""
+    z = self.encode(x)
+    return self.decode(z), z
+
+
+class ClusteringModel(nn.Module):
+  """An autoencoder plus DEC's clustering layer of ``n_clusters`` centres.
+
+  Parameters are ``{"autoencoder": ..., "centroids": [k, embed_dim]}`` so one
+  optimiser updates the encoder and the centres together.
+  """
+
+  autoencoder: nn.Module
+  n_clusters: int
+  alpha: float = 1.0
+
+  def setup(self):
+    self.centroids = self.param(
+        "centroids",
+        nn.initializers.zeros_init(),
+        (self.n_clusters, self.autoencoder.embed_dim),
+    )
+
+  def __call__(
+      self, x: jax.Array, decode: bool = False
+  ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    """Returns ``(log_q [n, k], z [n, e], x_hat [n, d] or None)``."""
+    z = self.autoencoder.encode(x)
+    log_q = dec.log_soft_assignment(z, self.centroids, self.alpha)
+    x_hat = self.autoencoder.decode(z) if decode else None
+    return log_q, z, x_hat
+
+
+def init_autoencoder(
+    key: jax.Array, model: nn.Module, input_dim: int
+) -> dict:
+  """Initial parameters of ``model`` for inputs of width ``input_dim``."""
+  return model.init(key, jnp.zeros((1, input_dim), jnp.float32))["params"]
+
+
+def clustering_params(ae_params: dict, centroids: jax.Array) -> dict:
+  """Combines pretrained autoencoder parameters with initial centres.
+
+  The arrays are copied, so donating the result to a train step leaves
+  ``ae_params`` usable.
+  """
+  return jax.tree.map(jnp.copy, {"autoencoder": ae_params, "centroids": centroids})
