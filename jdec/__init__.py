@@ -1,9 +1,9 @@
 """jdec: Deep Embedded Clustering (DEC) and its family in JAX and Flax."""
 
-from jdec import data, metrics, models, recipes, train
+from jdec import data, metrics, models, pretrain, recipes, train
 from jdec.api import FitResult, embed, fit, predict, predict_proba
 from jdec.dec import kl_loss, log_soft_assignment, soft_assignment, target_distribution
-from jdec.kmeans import KMeansResult, kmeans
+from jdec.lloyd import KMeansResult, kmeans
 
 __version__ = "0.1.0"
 

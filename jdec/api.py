@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jdec import cluster, kmeans as kmeans_lib, metrics, models, pretrain, recipes, train, validation
+from jdec import cluster, lloyd, metrics, models, pretrain, recipes, train, validation
 
 
 @dataclasses.dataclass
@@ -40,7 +40,7 @@ class FitResult:
   state: train.TrainState
   model: models.ClusteringModel
   ae_params: Any
-  kmeans: kmeans_lib.KMeansResult
+  kmeans: lloyd.KMeansResult
   history: dict
   scores: dict
   timings: dict
@@ -155,7 +155,7 @@ def fit(
 
   t0 = time.perf_counter()
   z = embed(model, ae_params, x_dev)
-  km = kmeans_lib.kmeans(kmeans_key, z, n_clusters, **cfg.kmeans)
+  km = lloyd.kmeans(kmeans_key, z, n_clusters, **cfg.kmeans)
   jax.block_until_ready(km)
   timings["kmeans"] = time.perf_counter() - t0
   scores = {}
@@ -165,7 +165,7 @@ def fit(
   t0 = time.perf_counter()
   clustering = models.ClusteringModel(model, n_clusters, cfg.model.alpha)
   d = cfg.dec
-  state = train.TrainState.create(
+  state = train.create_state(
       apply_fn=clustering.apply,
       params=models.clustering_params(ae_params, km.centroids),
       tx=train.sgd(d.learning_rate, d.momentum),

@@ -69,7 +69,7 @@ def pretrain_end_to_end(
   Returns:
     The trained parameters and the per-epoch history.
   """
-  state = train.TrainState.create(
+  state = train.create_state(
       apply_fn=model.apply, params=params, tx=train.sgd(learning_rate, momentum)
   )
   steps_per_epoch = x.shape[0] // batch_size
@@ -163,7 +163,7 @@ def pretrain_layerwise(
         dropout_rate=dropout_rate, kernel_init=model.kernel_init,
     )
     pair_params = pair.init(jax.random.fold_in(key, 2 * i), h[:1], train=False)["params"]
-    state = train.TrainState.create(apply_fn=pair.apply, params=pair_params, tx=tx)
+    state = train.create_state(apply_fn=pair.apply, params=pair_params, tx=tx)
     state, hist = _run(
         state, _denoising_step, h, jax.random.fold_in(key, 2 * i + 1),
         num_steps=layer_steps, batch_size=batch_size,
@@ -176,7 +176,7 @@ def pretrain_layerwise(
     params["decoder"][f"dense_{n_layers - 1 - i}"] = state.params["decoder"]
     h = _next_input(state.params["encoder"], h, relu=i < n_layers - 1)
 
-  state = train.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+  state = train.create_state(apply_fn=model.apply, params=params, tx=tx)
   state, hist = _run(
       state, train.reconstruction_step, x, jax.random.fold_in(key, 2 * n_layers),
       num_steps=finetune_steps, batch_size=batch_size,
@@ -191,7 +191,7 @@ def _next_input(dense_params, h, *, relu: bool):
   """The trained layer applied to all rows: the next pair's clean input."""
 
   def layer(a):
-    a = a @ dense_params["kernel"] + dense_params["bias"]
+    a = a @ dense_params["kernel"] + dense_params["bias"][None, :]
     return nn.relu(a) if relu else a
 
   return train.map_batches(layer, h)

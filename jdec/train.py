@@ -21,6 +21,13 @@ TrainState = train_state.TrainState
 StepFn = Callable[[TrainState, Any, jax.Array], tuple[TrainState, dict]]
 
 
+def create_state(apply_fn, params, tx: optax.GradientTransformation) -> TrainState:
+  """``TrainState.create`` with a typed int32 step, so the first call of a
+  jitted step and later ones see the same input types (no recompile)."""
+  state = TrainState.create(apply_fn=apply_fn, params=params, tx=tx)
+  return state.replace(step=jnp.zeros((), jnp.int32))
+
+
 def sgd(learning_rate, momentum: float) -> optax.GradientTransformation:
   """SGD with (heavy-ball) momentum, as in Keras and Caffe."""
   return optax.sgd(learning_rate, momentum=momentum or None)

@@ -24,7 +24,7 @@ config_flags.DEFINE_config_dict("config", get_config())
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  runner.run(FLAGS.config, FLAGS.workdir)
+  runner.main(FLAGS.config, FLAGS.workdir)
 
 
 if __name__ == "__main__":

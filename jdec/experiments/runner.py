@@ -71,10 +71,10 @@ def _load(config) -> tuple[np.ndarray, np.ndarray]:
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
   """Runs the experiment ``config`` and writes everything into ``workdir``."""
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  workdir = _prepare_workdir(workdir)
   overrides = {k: config[k] for k in RECIPE_SECTIONS}
   recipe = api.resolve_config(config.recipe, overrides)
-  x, y = _load(config)
+  x, y = _load(config)  # fails before anything is written
+  workdir = _prepare_workdir(workdir)
   (workdir / "config.json").write_text(json.dumps(
       {"experiment": config.to_dict(), "resolved": recipe.to_dict(),
        "n_samples": int(x.shape[0])}, indent=2, sort_keys=True, default=str))
@@ -133,6 +133,19 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
   (workdir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
   print(summary_table(results))
   return results
+
+
+USER_ERRORS = (data.DataError, checkpoint.CheckpointError, FileExistsError, KeyError,
+               TypeError, ValueError, FloatingPointError)
+
+
+def main(config: ml_collections.ConfigDict, workdir) -> dict:
+  """``run`` for the command line: a user's mistake ends with its message, no traceback."""
+  try:
+    return run(config, workdir)
+  except USER_ERRORS as e:
+    message = e.args[0] if isinstance(e, KeyError) and e.args else e
+    raise SystemExit(f"error: {message}") from None
 
 
 def summary_table(results: dict) -> str:

@@ -1,4 +1,4 @@
-"""k-means in JAX: greedy k-means++ seeding, Lloyd iterations, vmapped restarts.
+"""k-means (Lloyd) in JAX: greedy k-means++ seeding, Lloyd iterations, vmapped restarts.
 
 Follows scikit-learn's ``KMeans`` (Arthur & Vassilvitskii 2007 seeding with
 ``2 + log(k)`` local trials, Lloyd's algorithm, tolerance relative to the mean

@@ -1,0 +1,138 @@
+"""Loaders on tiny IDX files written here, on broken files and on mocked tfds."""
+
+import gzip
+import struct
+import time
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from jdec import data
+
+
+def write_idx(path, array, compress=True):
+  array = np.asarray(array, np.uint8)
+  header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+  raw = header + array.tobytes()
+  (gzip.open if compress else open)(path, "wb").write(raw)
+  return raw
+
+
+def write_mnist(folder, n_train=6, n_test=4, seed=0):
+  rng = np.random.default_rng(seed)
+  folder.mkdir(parents=True, exist_ok=True)
+  parts = {}
+  for part, n in (("train", n_train), ("test", n_test)):
+    images = rng.integers(0, 256, size=(n, 28, 28))
+    labels = rng.integers(0, 10, size=n)
+    write_idx(folder / data.MNIST_FILES[f"{part}_images"], images)
+    write_idx(folder / data.MNIST_FILES[f"{part}_labels"], labels)
+    parts[part] = (images, labels)
+  return parts
+
+
+def test_local_idx_files(tmp_path):
+  parts = write_mnist(tmp_path / "mnist")
+  x, y = data.load_mnist(tmp_path)  # finds the mnist/ subfolder
+  assert x.shape == (10, 784) and x.dtype == np.float32 and y.dtype == np.int64
+  np.testing.assert_allclose(x[:6], parts["train"][0].reshape(6, -1) / 255.0, rtol=1e-6)
+  np.testing.assert_array_equal(y, np.concatenate([parts["train"][1], parts["test"][1]]))
+  x_test, y_test = data.load_mnist(tmp_path / "mnist", split="test")
+  assert x_test.shape == (4, 784)
+  np.testing.assert_array_equal(y_test, parts["test"][1])
+
+
+def test_uncompressed_files_and_env_var(tmp_path, monkeypatch):
+  rng = np.random.default_rng(1)
+  for part, n in (("train", 3), ("test", 2)):
+    write_idx(tmp_path / data.MNIST_FILES[f"{part}_images"].removesuffix(".gz"),
+              rng.integers(0, 256, (n, 28, 28)), compress=False)
+    write_idx(tmp_path / data.MNIST_FILES[f"{part}_labels"].removesuffix(".gz"),
+              rng.integers(0, 10, n), compress=False)
+  monkeypatch.setenv(data.ENV_DATA_DIR, str(tmp_path))
+  x, y = data.load_mnist()
+  assert x.shape == (5, 784) and y.shape == (5,)
+
+
+def test_truncated_file_is_named(tmp_path):
+  write_mnist(tmp_path)
+  path = tmp_path / data.MNIST_FILES["train_images"]
+  raw = gzip.decompress(path.read_bytes())
+  path.write_bytes(gzip.compress(raw[:-100]))
+  with pytest.raises(data.DataError, match="train-images-idx3-ubyte.gz is truncated"):
+    data.load_mnist(tmp_path)
+
+
+def test_cut_gzip_stream_is_named(tmp_path):
+  write_mnist(tmp_path)
+  path = tmp_path / data.MNIST_FILES["test_labels"]
+  path.write_bytes(path.read_bytes()[:20])
+  with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz"):
+    data.load_mnist(tmp_path)
+
+
+def test_not_idx_is_named(tmp_path):
+  write_mnist(tmp_path)
+  path = tmp_path / data.MNIST_FILES["train_labels"]
+  path.write_bytes(gzip.compress(b"hello world, not idx"))
+  with pytest.raises(data.DataError, match="train-labels-idx1-ubyte.gz is not .*IDX"):
+    data.load_mnist(tmp_path)
+
+
+def test_missing_local_dir(tmp_path):
+  with pytest.raises(data.DataError, match="no MNIST files in"):
+    data.load_mnist(tmp_path / "nowhere")
+
+
+def test_offline_without_files_says_what_to_do_quickly(tmp_path, monkeypatch):
+  monkeypatch.delenv(data.ENV_DATA_DIR, raising=False)
+  monkeypatch.setattr(data, "_online", lambda *a, **k: False)
+  start = time.perf_counter()
+  with pytest.raises(data.DataError, match="JDEC_DATA_DIR") as info:
+    data.load_mnist(cache_dir=tmp_path / "cache", tfds_data_dir=tmp_path / "tfds")
+  assert time.perf_counter() - start < 30
+  assert "train-images-idx3-ubyte.gz" in str(info.value)
+
+
+def test_online_check_fails_fast_for_unreachable_host():
+  start = time.perf_counter()
+  assert not data._online("invalid.invalid", timeout=2.0)
+  assert time.perf_counter() - start < 10
+
+
+def test_tfds_data_source_mocked(tmp_path, monkeypatch):
+  monkeypatch.delenv(data.ENV_DATA_DIR, raising=False)
+  with tfds.testing.mock_data(num_examples=12):
+    x, y = data.load_mnist(cache_dir=tmp_path / "cache")
+  assert x.shape == (12, 784) and x.dtype == np.float32
+  assert 0.0 <= x.min() and x.max() <= 1.0
+  assert y.shape == (12,) and y.dtype == np.int64
+
+
+def test_usps_npz(tmp_path):
+  rng = np.random.default_rng(0)
+  x = rng.uniform(-1, 1, size=(7, 256)).astype(np.float32)
+  y = rng.integers(0, 10, 7).astype(np.uint8)
+  np.savez_compressed(tmp_path / "usps.npz", x=x, y=y)
+  for where in (tmp_path / "usps.npz", tmp_path):
+    xu, yu = data.load_usps(where)
+    np.testing.assert_allclose(xu, (x + 1) / 2)
+    np.testing.assert_array_equal(yu, y)
+  np.savez(tmp_path / "bad.npz", a=x)
+  with pytest.raises(data.DataError, match="bad.npz"):
+    data.load_usps(tmp_path / "bad.npz")
+
+
+def test_digits_and_arrays():
+  x, y = data.load_digits()
+  assert x.shape == (1797, 64) and 0 <= x.min() and x.max() <= 1
+  images = np.zeros((5, 4, 4))
+  xa, ya = data.from_arrays(images, [0, 1, 0, 1, 1])
+  assert xa.shape == (5, 16) and xa.dtype == np.float32
+  with pytest.raises(ValueError, match="NaN"):
+    data.from_arrays(np.full((3, 2), np.nan))
+  with pytest.raises(ValueError, match="3 labels but the data has 5 rows"):
+    data.from_arrays(images, [0, 1, 2])
+  with pytest.raises(ValueError, match="unknown dataset"):
+    data.load("cifar")

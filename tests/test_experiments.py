@@ -1,0 +1,84 @@
+"""The experiment entry points, end to end on tiny data, as a user runs them."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from test_data import write_mnist
+
+TINY = [
+    "--config.progress=False", "--config.pretrain.num_epochs=2",
+    "--config.pretrain.batch_size=32", "--config.dec.batch_size=32",
+    "--config.dec.maxiter=30", "--config.dec.update_interval=10",
+    "--config.kmeans.n_init=2", "--config.model.hidden_dims=(32,32,10)",
+]
+RESULT_KEYS = {"acc", "nmi", "nmi_geometric", "ari", "n_samples", "kmeans_raw_acc",
+               "ae_kmeans_acc", "iterations", "stopped_by", "time_pretrain_s",
+               "time_kmeans_s", "time_dec_s", "device", "jax_version", "seed", "recipe"}
+
+
+def run(module, workdir, *args):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  env.pop("JDEC_DATA_DIR", None)
+  return subprocess.run([sys.executable, "-m", f"jdec.experiments.{module}",
+                         f"--workdir={workdir}", *TINY, *args],
+                        capture_output=True, text=True, env=env, timeout=600)
+
+
+def check_workdir(workdir, n_samples):
+  for name in ("config.json", "metrics.jsonl", "confusion_matrix.png", "results.json",
+               "autoencoder/meta.json", "model/meta.json"):
+    assert (workdir / name).exists(), name
+  results = json.loads((workdir / "results.json").read_text())
+  assert RESULT_KEYS <= set(results)
+  assert results["n_samples"] == n_samples and results["stopped_by"] in ("tol", "maxiter")
+  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert {l["phase"] for l in lines} >= {"kmeans_raw", "dec"}
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["resolved"]["dec"]["maxiter"] == 30
+  assert config["resolved"]["dec"]["learning_rate"] == 0.01  # recipe default kept
+  return results, lines
+
+
+def test_digits_experiment(tmp_path):
+  proc = run("digits", tmp_path / "run", "--config.n_samples=300")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results, lines = check_workdir(tmp_path / "run", 300)
+  assert results["dataset"] == "digits"
+  assert sum(l["phase"] == "pretrain" for l in lines) == 2
+  assert "DEC ACC" in proc.stdout
+
+
+def test_mnist_experiment_local_files_and_reuse(tmp_path):
+  write_mnist(tmp_path / "data", n_train=150, n_test=50)
+  proc = run("mnist", tmp_path / "run1", f"--config.data_dir={tmp_path / 'data'}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  check_workdir(tmp_path / "run1", 200)
+
+  # Reusing the pretrained autoencoder skips pretraining.
+  proc = run("mnist", tmp_path / "run2", f"--config.data_dir={tmp_path / 'data'}",
+             f"--config.pretrained={tmp_path / 'run1' / 'autoencoder'}", "--config.seed=1")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results, lines = check_workdir(tmp_path / "run2", 200)
+  assert not any(l["phase"] == "pretrain" for l in lines)
+  assert results["pretrained_from"].endswith("autoencoder") and results["seed"] == 1
+
+  # A finished work directory is never overwritten.
+  before = (tmp_path / "run1" / "results.json").read_text()
+  proc = run("mnist", tmp_path / "run1", f"--config.data_dir={tmp_path / 'data'}")
+  assert proc.returncode != 0 and "already holds a run" in proc.stderr
+  assert (tmp_path / "run1" / "results.json").read_text() == before
+
+
+def test_mnist_experiment_missing_data_says_how(tmp_path):
+  proc = run("mnist", tmp_path / "run", f"--config.data_dir={tmp_path / 'empty'}")
+  assert proc.returncode != 0
+  assert "no MNIST files in" in proc.stderr and "train-images-idx3-ubyte.gz" in proc.stderr
+
+
+def test_unknown_override_is_rejected(tmp_path):
+  proc = run("digits", tmp_path / "run", "--config.dec.update_intervall=3")
+  assert proc.returncode != 0 and "update_intervall" in proc.stderr
