@@ -7,12 +7,14 @@ clustering model), ``confusion_matrix.png`` and ``results.json``.
 """
 
 import json
+import os
 import pathlib
 import platform
 import time
 
 import jax
-from absl import logging
+from absl import app, flags, logging
+from ml_collections import config_flags
 import ml_collections
 import numpy as np
 from ml_collections import config_dict
@@ -144,8 +146,24 @@ def main(config: ml_collections.ConfigDict, workdir) -> dict:
   try:
     return run(config, workdir)
   except USER_ERRORS as e:
+    if os.environ.get("JDEC_TRACEBACK"):
+      raise
     message = e.args[0] if isinstance(e, KeyError) and e.args else e
-    raise SystemExit(f"error: {message}") from None
+    raise SystemExit(f"error: {message}\n(set JDEC_TRACEBACK=1 to see where it came from)") from None
+
+
+def cli(get_config) -> None:
+  """The command line of an experiment: ``--workdir DIR`` plus ``--config.*`` overrides."""
+  flags.DEFINE_string("workdir", None, "Directory for config, metrics, checkpoints, results.")
+  flags.mark_flag_as_required("workdir")
+  config_flags.DEFINE_config_dict("config", get_config())
+
+  def entry(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    main(flags.FLAGS.config, flags.FLAGS.workdir)
+
+  app.run(entry)
 
 
 def summary_table(results: dict) -> str:
