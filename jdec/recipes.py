@@ -9,6 +9,8 @@
 
 import ml_collections
 
+from jdec import models
+
 RECIPES = ("dec_keras", "paper")
 
 
@@ -40,6 +42,50 @@ def get_recipe(name: str = "dec_keras") -> ml_collections.ConfigDict:
     c.pretrain.method = "layerwise"
     c.pretrain.learning_rate = 0.1
     c.dec.update_interval = 160
+  return c
+
+
+def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks the ranges and choices of a resolved recipe; returns it unchanged.
+
+  Raises:
+    ValueError: naming the first setting that is out of range.
+  """
+  checks = [
+      ("model.hidden_dims", len(c.model.hidden_dims) >= 1
+       and all(int(w) >= 1 for w in c.model.hidden_dims), "non-empty positive widths"),
+      ("model.kernel_init", c.model.kernel_init in models.KERNEL_INITS,
+       f"one of {sorted(models.KERNEL_INITS)}"),
+      ("model.alpha", c.model.alpha > 0, "> 0"),
+      ("input_scaling", c.input_scaling in ("none", "unit_power"), "'none' or 'unit_power'"),
+      ("pretrain.method", c.pretrain.method in ("end_to_end", "layerwise"),
+       "'end_to_end' or 'layerwise'"),
+      ("pretrain.num_epochs", c.pretrain.num_epochs >= 0, ">= 0"),
+      ("pretrain.batch_size", c.pretrain.batch_size >= 1, ">= 1"),
+      ("pretrain.learning_rate", c.pretrain.learning_rate > 0, "> 0"),
+      ("pretrain.momentum", 0 <= c.pretrain.momentum < 1, "in [0, 1)"),
+      ("pretrain.layer_steps", c.pretrain.layer_steps >= 0, ">= 0"),
+      ("pretrain.finetune_steps", c.pretrain.finetune_steps >= 0, ">= 0"),
+      ("pretrain.lr_decay_every", c.pretrain.lr_decay_every >= 1, ">= 1"),
+      ("pretrain.dropout_rate", 0 <= c.pretrain.dropout_rate < 1, "in [0, 1)"),
+      ("pretrain.log_every", c.pretrain.log_every >= 1, ">= 1"),
+      ("kmeans.n_init", c.kmeans.n_init >= 1, ">= 1"),
+      ("kmeans.max_iter", c.kmeans.max_iter >= 1, ">= 1"),
+      ("kmeans.tol", c.kmeans.tol >= 0, ">= 0"),
+      ("dec.batch_size", c.dec.batch_size >= 1, ">= 1"),
+      ("dec.learning_rate", c.dec.learning_rate > 0, "> 0"),
+      ("dec.momentum", 0 <= c.dec.momentum < 1, "in [0, 1)"),
+      ("dec.update_interval", c.dec.update_interval >= 1, ">= 1"),
+      ("dec.tol", c.dec.tol >= 0, ">= 0"),
+      ("dec.maxiter", c.dec.maxiter >= 0, ">= 0"),
+      ("dec.gamma", c.dec.gamma >= 0, ">= 0"),
+  ]
+  for name, ok, want in checks:
+    if not ok:
+      value = c
+      for part in name.split("."):
+        value = value[part]
+      raise ValueError(f"{name} must be {want}, got {value!r}")
   return c
 
 

@@ -27,3 +27,16 @@ def test_merge_skips_none_and_rejects_unknown_keys():
     recipes.merge(base, {"dec": {"tolerance": 1.0}})
   with pytest.raises(TypeError):
     recipes.merge(base, {"dec": {"maxiter": "many"}})
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"dec": {"update_interval": 0}}, "dec.update_interval must be >= 1, got 0"),
+    ({"pretrain": {"method": "greedy"}}, "pretrain.method"),
+    ({"model": {"kernel_init": "he"}}, "model.kernel_init"),
+    ({"dec": {"momentum": 1.5}}, r"dec.momentum must be in \[0, 1\)"),
+    ({"input_scaling": "zscore"}, "input_scaling"),
+])
+def test_validate_names_the_bad_setting(override, match):
+  with pytest.raises(ValueError, match=match):
+    recipes.validate(recipes.merge(recipes.get_recipe(), override))
+  recipes.validate(recipes.get_recipe("paper"))  # the recipes themselves are valid
