@@ -131,15 +131,16 @@ def _download_mnist(cache_dir: pathlib.Path) -> pathlib.Path:
 
   manager = tfds.download.DownloadManager(download_dir=str(cache_dir))
   paths = manager.download({k: MNIST_URL + v for k, v in MNIST_FILES.items()})
-  folder = cache_dir / "mnist"
-  folder.mkdir(parents=True, exist_ok=True)
-  for key, name in MNIST_FILES.items():
+  for key, name in MNIST_FILES.items():  # check all four before caching any
     src = pathlib.Path(paths[key])
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
     if digest != MNIST_SHA256[name]:
       raise DataError(f"downloaded {name} has SHA-256 {digest}, expected "
                       f"{MNIST_SHA256[name]}; delete {src} and try again")
-    (folder / name).write_bytes(src.read_bytes())
+  folder = cache_dir / "mnist"
+  folder.mkdir(parents=True, exist_ok=True)
+  for key, name in MNIST_FILES.items():
+    (folder / name).write_bytes(pathlib.Path(paths[key]).read_bytes())
   return folder
 
 
@@ -193,7 +194,13 @@ def load_mnist(
   if loaded is not None:
     return loaded
   if download and _online():
-    return _load_mnist_files(_download_mnist(cache), split)
+    try:
+      folder = _download_mnist(cache)
+    except DataError:
+      raise
+    except Exception as e:  # network or server trouble, whatever tfds raises
+      raise DataError(f"downloading MNIST failed ({e}). " + _offline_message(split)) from e
+    return _load_mnist_files(folder, split)
   raise DataError(_offline_message(split))
 
 

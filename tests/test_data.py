@@ -95,6 +95,38 @@ def test_offline_without_files_says_what_to_do_quickly(tmp_path, monkeypatch):
   assert "train-images-idx3-ubyte.gz" in str(info.value)
 
 
+def test_failed_download_says_what_to_do(tmp_path, monkeypatch):
+  monkeypatch.delenv(data.ENV_DATA_DIR, raising=False)
+  monkeypatch.setattr(data, "_online", lambda *a, **k: True)
+
+  def broken_download(self, urls):
+    raise ConnectionError("connection reset by peer")
+
+  monkeypatch.setattr(tfds.download.DownloadManager, "download", broken_download)
+  with pytest.raises(data.DataError, match="connection reset.*JDEC_DATA_DIR"):
+    data.load_mnist(cache_dir=tmp_path / "cache", tfds_data_dir=tmp_path / "tfds")
+
+
+def test_download_is_checked_and_cached(tmp_path, monkeypatch):
+  """A download (faked here) passes the SHA-256 check and lands in the cache."""
+  monkeypatch.delenv(data.ENV_DATA_DIR, raising=False)
+  monkeypatch.setattr(data, "_online", lambda *a, **k: True)
+  source = tmp_path / "server"
+  write_mnist(source)
+  hashes = {name: __import__("hashlib").sha256((source / name).read_bytes()).hexdigest()
+            for name in data.MNIST_FILES.values()}
+  monkeypatch.setattr(data, "MNIST_SHA256", hashes)
+  monkeypatch.setattr(tfds.download.DownloadManager, "download",
+                      lambda self, urls: {k: str(source / u.rsplit("/", 1)[1]) for k, u in urls.items()})
+  x, _ = data.load_mnist(cache_dir=tmp_path / "cache", tfds_data_dir=tmp_path / "tfds")
+  assert x.shape == (10, 784)
+  assert (tmp_path / "cache" / "mnist" / data.MNIST_FILES["train_images"]).is_file()
+  # A file whose checksum does not match is refused, naming the file.
+  monkeypatch.setattr(data, "MNIST_SHA256", {**hashes, data.MNIST_FILES["test_labels"]: "0" * 64})
+  with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz has SHA-256"):
+    data.load_mnist(cache_dir=tmp_path / "cache2", tfds_data_dir=tmp_path / "tfds")
+
+
 def test_online_check_fails_fast_for_unreachable_host():
   start = time.perf_counter()
   assert not data._online("invalid.invalid", timeout=2.0)
