@@ -14,6 +14,7 @@ import socket
 import struct
 
 import numpy as np
+from absl import logging as absl_logging
 
 from jdec import validation
 
@@ -106,11 +107,15 @@ def _load_mnist_tfds(split: str, tfds_data_dir):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   tfds_split = "train+test" if split == "all" else split
+  verbosity = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.ERROR)  # "no dataset_info.json" is expected here
   try:
     source = tfds.data_source("mnist", split=tfds_split, data_dir=tfds_data_dir,
                               download=False)
   except Exception:  # not prepared there: fall through to the next source
     return None
+  finally:
+    absl_logging.set_verbosity(verbosity)
   records = [source[i] for i in range(len(source))]
   x = np.stack([np.asarray(r["image"]).reshape(-1) for r in records])
   y = np.asarray([int(r["label"]) for r in records], np.int64)
