@@ -26,6 +26,8 @@ def _check_finite(loss: float, where: str):
 def _run(state, step_fn, data, key, *, num_steps, batch_size, steps_per_call,
          desc, phase, log_fn, progress, step_name="epoch"):
   """Runs ``num_steps`` steps as scans of ``steps_per_call``, logging each call."""
+  if num_steps == 0:
+    return state, []
   scan = train.compile_scan(step_fn, num_steps=steps_per_call, batch_size=batch_size)
   calls = -(-num_steps // steps_per_call)
   history = []
@@ -152,7 +154,7 @@ def pretrain_layerwise(
   """
   widths = list(model.hidden_dims)
   n_layers = len(widths)
-  params = jax.tree.map(lambda a: a, params)  # a copy to fill in
+  params = jax.tree.map(lambda a: a, params)  # new containers, filled in below
   tx = train.sgd(step_decay(learning_rate, lr_decay_every), momentum)
   history = []
   h = x
