@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-import pytest
+import numpy as np
 
 from test_data import write_mnist
 
@@ -71,6 +71,16 @@ def test_mnist_experiment_local_files_and_reuse(tmp_path):
   proc = run("mnist", tmp_path / "run1", f"--config.data_dir={tmp_path / 'data'}")
   assert proc.returncode != 0 and "already holds a run" in proc.stderr
   assert (tmp_path / "run1" / "results.json").read_text() == before
+
+
+def test_usps_experiment(tmp_path):
+  rng = np.random.default_rng(0)
+  np.savez_compressed(tmp_path / "usps.npz", x=rng.uniform(-1, 1, (120, 256)).astype(np.float32),
+                      y=rng.integers(0, 10, 120).astype(np.uint8))
+  proc = run("usps", tmp_path / "run", f"--config.data_dir={tmp_path}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results, _ = check_workdir(tmp_path / "run", 120)
+  assert results["dataset"] == "usps"
 
 
 def test_mnist_experiment_missing_data_says_how(tmp_path):
