@@ -1,6 +1,7 @@
 """The DEC self-training phase: refresh the target, train an interval, repeat."""
 
 import functools
+import time
 from typing import Callable
 
 import jax
@@ -62,13 +63,15 @@ def run(
   step_fn = functools.partial(train.clustering_step, gamma=gamma)
   scan = train.compile_scan(step_fn, num_steps=update_interval, batch_size=batch_size)
   history, last_labels, step, loss = [], None, 0, None
+  start = time.perf_counter()
   bar = tqdm.tqdm(total=maxiter, desc="DEC", disable=not progress, leave=False)
   while True:
     log_q = full_log_q(state, x)
     labels_dev, p = _refresh(log_q)
     labels = np.asarray(labels_dev)
     delta = 1.0 if last_labels is None else float(np.mean(labels != last_labels))
-    record = {"phase": "dec", "iteration": step, "delta_label": delta, "loss": loss}
+    record = {"phase": "dec", "iteration": step, "delta_label": delta, "loss": loss,
+              "wall_s": time.perf_counter() - start}
     if y is not None:
       record.update(metrics.scores(y, labels))
     history.append(record)

@@ -1,6 +1,7 @@
 """Autoencoder pretraining: end to end (DEC-keras) or greedy layer-wise (the paper)."""
 
 import functools
+import time
 from typing import Callable
 
 import flax.linen as nn
@@ -30,14 +31,15 @@ def _run(state, step_fn, data, key, *, num_steps, batch_size, steps_per_call,
     return state, []
   scan = train.compile_scan(step_fn, num_steps=steps_per_call, batch_size=batch_size)
   calls = -(-num_steps // steps_per_call)
-  history = []
+  history, start = [], time.perf_counter()
   for c in tqdm.trange(calls, desc=desc, disable=not progress, leave=False):
     step0 = c * steps_per_call
     limit = min(steps_per_call, num_steps - step0)
     state, metrics = scan(state, data, key, jnp.asarray(step0), jnp.asarray(limit))
     loss = float(jnp.sum(metrics["loss"]) / limit)
     _check_finite(loss, f"{desc} ({step_name} {c + 1})")
-    record = {"phase": phase, step_name: c + 1, "step": step0 + limit, "loss": loss}
+    record = {"phase": phase, step_name: c + 1, "step": step0 + limit, "loss": loss,
+              "wall_s": time.perf_counter() - start}
     history.append(record)
     if log_fn:
       log_fn(record)
