@@ -66,6 +66,13 @@ def test_mnist_experiment_local_files_and_reuse(tmp_path):
   assert not any(l["phase"] == "pretrain" for l in lines)
   assert results["pretrained_from"].endswith("autoencoder") and results["seed"] == 1
 
+  # An autoencoder trained for other inputs is refused, naming the mismatch.
+  proc = run("mnist", tmp_path / "run3", f"--config.data_dir={tmp_path / 'data'}",
+             f"--config.pretrained={tmp_path / 'run1' / 'autoencoder'}",
+             "--config.input_scaling=unit_power")
+  assert proc.returncode != 0 and "input_scaling='none'" in proc.stderr
+  assert not (tmp_path / "run3").exists()
+
   # A finished work directory is never overwritten.
   before = (tmp_path / "run1" / "results.json").read_text()
   proc = run("mnist", tmp_path / "run1", f"--config.data_dir={tmp_path / 'data'}")

@@ -70,54 +70,56 @@ def _load(config) -> tuple[np.ndarray, np.ndarray]:
   return x, y
 
 
+def _load_pretrained(path, meta: dict):
+  """A saved autoencoder, after checking it was trained for this data and scaling."""
+  ae_params, saved = checkpoint.load(path)
+  for key in ("input_dim", "hidden_dims", "input_scaling"):
+    if saved.get(key) != meta[key]:
+      raise checkpoint.CheckpointError(
+          f"{path} holds an autoencoder trained with {key}={saved.get(key)!r}, "
+          f"but this run uses {key}={meta[key]!r}")
+  return ae_params
+
+
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
   """Runs the experiment ``config`` and writes everything into ``workdir``."""
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   overrides = {k: config[k] for k in RECIPE_SECTIONS}
   recipe = api.resolve_config(config.recipe, overrides)
-  x, y = _load(config)  # fails before anything is written
+  # Everything that can fail on bad input fails before anything is written.
+  x, y = _load(config)
+  meta = {"input_dim": int(x.shape[1]), "hidden_dims": list(recipe.model.hidden_dims),
+          "kernel_init": recipe.model.kernel_init, "input_scaling": recipe.input_scaling,
+          "dataset": config.dataset, "seed": config.seed}
+  ae_params = _load_pretrained(config.pretrained, meta) if config.pretrained else None
   workdir = _prepare_workdir(workdir)
   (workdir / "config.json").write_text(json.dumps(
       {"experiment": config.to_dict(), "resolved": recipe.to_dict(),
        "n_samples": int(x.shape[0])}, indent=2, sort_keys=True, default=str))
-  metrics_file = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
-
-  def log(record):
-    metrics_file.write(json.dumps(record) + "\n")
-    metrics_file.flush()
-
   results = {"dataset": config.dataset, "recipe": config.recipe, "seed": config.seed,
              "n_samples": int(x.shape[0]), "n_clusters": config.n_clusters}
-  if config.kmeans_raw:
-    t0 = time.perf_counter()
-    raw = jdec.kmeans(jax.random.key(config.seed), x, config.n_clusters, **recipe.kmeans)
-    results["kmeans_raw_acc"] = metrics.cluster_acc(y, np.asarray(raw.labels))
-    results["kmeans_raw_nmi"] = metrics.nmi(y, np.asarray(raw.labels))
-    results["time_kmeans_raw_s"] = time.perf_counter() - t0
-    log({"phase": "kmeans_raw", "acc": results["kmeans_raw_acc"]})
-
-  ae_params, meta = None, {"input_dim": int(x.shape[1]),
-                           "hidden_dims": list(recipe.model.hidden_dims),
-                           "kernel_init": recipe.model.kernel_init,
-                           "input_scaling": recipe.input_scaling,
-                           "dataset": config.dataset, "seed": config.seed}
   if config.pretrained:
-    ae_params, saved = checkpoint.load(config.pretrained)
-    if saved.get("input_dim") != meta["input_dim"] or saved.get("hidden_dims") != meta["hidden_dims"]:
-      raise checkpoint.CheckpointError(
-          f"{config.pretrained} holds an autoencoder for input_dim={saved.get('input_dim')}, "
-          f"hidden_dims={saved.get('hidden_dims')}; this run needs {meta['input_dim']}, "
-          f"{meta['hidden_dims']}")
     results["pretrained_from"] = str(config.pretrained)
+    checkpoint.save(workdir / "autoencoder", ae_params, meta)  # keep it with this run
 
-  result = jdec.fit(
-      x, config.n_clusters, recipe=config.recipe, config=overrides, seed=config.seed,
-      y=y, ae_params=ae_params, log_fn=log, progress=config.progress,
-      on_pretrained=lambda p: checkpoint.save(workdir / "autoencoder", p, meta),
-  )
-  metrics_file.close()
-  if config.pretrained:  # keep the reused autoencoder next to this run as well
-    checkpoint.save(workdir / "autoencoder", ae_params, meta)
+  with open(workdir / "metrics.jsonl", "a", encoding="utf-8") as metrics_file:
+
+    def log(record):
+      metrics_file.write(json.dumps(record) + "\n")
+      metrics_file.flush()
+
+    if config.kmeans_raw:
+      t0 = time.perf_counter()
+      raw = jdec.kmeans(jax.random.key(config.seed), x, config.n_clusters, **recipe.kmeans)
+      results["kmeans_raw_acc"] = metrics.cluster_acc(y, np.asarray(raw.labels))
+      results["kmeans_raw_nmi"] = metrics.nmi(y, np.asarray(raw.labels))
+      results["time_kmeans_raw_s"] = time.perf_counter() - t0
+      log({"phase": "kmeans_raw", "acc": results["kmeans_raw_acc"]})
+    result = jdec.fit(
+        x, config.n_clusters, recipe=config.recipe, config=overrides, seed=config.seed,
+        y=y, ae_params=ae_params, log_fn=log, progress=config.progress,
+        on_pretrained=lambda p: checkpoint.save(workdir / "autoencoder", p, meta),
+    )
   checkpoint.save(workdir / "model", result.state.params,
                   {**meta, "n_clusters": config.n_clusters, "alpha": recipe.model.alpha,
                    "input_scale": result.input_scale})
