@@ -162,10 +162,9 @@ def kmeans(
     x = validation.check_data(x, n_clusters=n_clusters, name="x")
   if n_init < 1 or max_iter < 1:
     raise ValueError(f"n_init and max_iter must be >= 1, got {n_init} and {max_iter}")
-  x = jnp.asarray(x, jnp.float32) if not jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else jnp.asarray(x)
-  return _kmeans(
-      key, x, jnp.asarray(tol, x.dtype), n_clusters=int(n_clusters), n_init=int(n_init), max_iter=int(max_iter)
-  )
+  x = jnp.asarray(x)
+  return _kmeans(key, x, jnp.asarray(tol, x.dtype), n_clusters=int(n_clusters),
+                 n_init=int(n_init), max_iter=int(max_iter))
 
 
 def predict(centroids: jax.Array, x: jax.Array) -> np.ndarray:

@@ -41,7 +41,10 @@ def test_more_restarts_never_worse(blobs):
   x = x + np.random.default_rng(0).normal(size=x.shape).astype(np.float32) * 8
   one = jdec.kmeans(jax.random.key(0), x, 8, n_init=1)
   many = jdec.kmeans(jax.random.key(0), x, 8, n_init=10)
-  # Restart 0 of both runs is the same, and the best of 10 includes it.
+  # Restart 0 of both runs is the same (split keys are prefix-consistent), and
+  # the best of 10 includes it.
+  np.testing.assert_array_equal(jax.random.key_data(jax.random.split(jax.random.key(0), 1)[0]),
+                                jax.random.key_data(jax.random.split(jax.random.key(0), 10)[0]))
   assert float(many.inertia) <= float(one.inertia) + 1e-3
 
 
