@@ -65,7 +65,9 @@ def input_scale(x: np.ndarray, scaling: str) -> float:
 def resolve_config(recipe: str, config=None) -> ml_collections.ConfigDict:
   """The recipe's settings with ``config`` (a nested mapping) laid over them."""
   base = recipes.get_recipe(recipe)
-  return recipes.validate(recipes.merge(base, config) if config is not None else base)
+  resolved = recipes.validate(recipes.merge(base, config) if config is not None else base)
+  recipes.check_overrides_apply(resolved, config)
+  return resolved
 
 
 def pretrain_autoencoder(key, x_dev, model, cfg, *, log_fn=None, progress=True):

@@ -89,6 +89,27 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+# Pretraining settings that only one method reads.
+METHOD_ONLY = {
+    "end_to_end": ("num_epochs",),
+    "layerwise": ("layer_steps", "finetune_steps", "lr_decay_every", "dropout_rate", "log_every"),
+}
+
+
+def check_overrides_apply(c: ml_collections.ConfigDict, overrides) -> None:
+  """Raises if ``overrides`` sets a pretraining setting the chosen method never reads."""
+  pretrain = (overrides or {}).get("pretrain") or {}
+  for method, names in METHOD_ONLY.items():
+    if method == c.pretrain.method:
+      continue
+    for name in names:
+      if pretrain.get(name) is not None:
+        raise ValueError(
+            f"pretrain.{name} is only used by pretrain.method={method!r}, but this run "
+            f"uses {c.pretrain.method!r}; drop it or change the method"
+        )
+
+
 def merge(base: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:
   """``base`` with every non-None entry of the nested mapping ``overrides`` set.
 

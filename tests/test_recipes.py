@@ -2,7 +2,7 @@
 
 import pytest
 
-from jdec import recipes
+from jdec import api, recipes
 
 
 def test_recipes_follow_the_references():
@@ -40,3 +40,13 @@ def test_validate_names_the_bad_setting(override, match):
   with pytest.raises(ValueError, match=match):
     recipes.validate(recipes.merge(recipes.get_recipe(), override))
   recipes.validate(recipes.get_recipe("paper"))  # the recipes themselves are valid
+
+
+def test_settings_the_method_ignores_are_refused():
+  with pytest.raises(ValueError, match="pretrain.num_epochs is only used by"):
+    api.resolve_config("paper", {"pretrain": {"num_epochs": 5}})
+  with pytest.raises(ValueError, match="pretrain.layer_steps is only used by"):
+    api.resolve_config("dec_keras", {"pretrain": {"layer_steps": 5}})
+  # Unset placeholders (None) are fine, and so is switching the method explicitly.
+  api.resolve_config("dec_keras", {"pretrain": {"layer_steps": None, "num_epochs": 3}})
+  api.resolve_config("dec_keras", {"pretrain": {"method": "layerwise", "layer_steps": 5}})
