@@ -29,14 +29,15 @@ def main():
   x, y = jdec.data.load(meta["dataset"], args.data_dir)
   model = jdec.models.AutoEncoder(meta["input_dim"], tuple(meta["hidden_dims"]), meta["kernel_init"])
   z = np.asarray(jdec.embed(model, params, jnp.asarray(x)))
+  k = len(np.unique(y))  # as many clusters as classes, as in the run
   rows = []
   for seed in range(args.seeds):
     t0 = time.perf_counter()
-    ours = jdec.kmeans(jax.random.key(seed), z, 10, n_init=20)
+    ours = jdec.kmeans(jax.random.key(seed), z, k, n_init=20)
     jax.block_until_ready(ours)
     t_ours = time.perf_counter() - t0
     t0 = time.perf_counter()
-    theirs = sklearn.cluster.KMeans(10, n_init=20, random_state=seed).fit(z)
+    theirs = sklearn.cluster.KMeans(k, n_init=20, random_state=seed).fit(z)
     t_theirs = time.perf_counter() - t0
     rows.append({
         "seed": seed, "jdec_inertia": float(ours.inertia), "sklearn_inertia": float(theirs.inertia_),

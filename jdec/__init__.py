@@ -1,6 +1,6 @@
 """jdec: Deep Embedded Clustering (DEC) and its family in JAX and Flax."""
 
-from jdec import data, metrics, models, pretrain, recipes, train
+from jdec import data, metrics, models, pretrain, recipes, train  # noqa: F401 (public submodules)
 from jdec.api import FitResult, embed, fit, predict, predict_proba
 from jdec.dec import kl_loss, log_soft_assignment, soft_assignment, target_distribution
 from jdec.lloyd import KMeansResult, kmeans

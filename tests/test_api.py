@@ -1,6 +1,5 @@
 """``jdec.fit`` / ``jdec.predict`` end to end on small data, and its errors."""
 
-import jax
 import numpy as np
 import pytest
 
