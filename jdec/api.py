@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jdec import cluster, lloyd, metrics, models, pretrain, recipes, train, validation
+from jdec import (cluster, lloyd, metrics, models, parallel, pretrain, recipes, train,
+                  validation)
 
 
 @dataclasses.dataclass
@@ -70,24 +71,31 @@ def resolve_config(recipe: str, config=None) -> ml_collections.ConfigDict:
   return resolved
 
 
-def pretrain_autoencoder(key, x_dev, model, cfg, *, log_fn=None, progress=True):
-  """Initialises and pretrains ``model`` on ``x_dev`` as ``cfg.pretrain`` says."""
-  init_key, data_key = jax.random.split(key)
-  params = models.init_autoencoder(init_key, model, x_dev.shape[1])
+def pretrain_autoencoder(key, x_dev, model, cfg, *, log_fn=None, progress=True,
+                         placement=None):
+  """Initialises and pretrains ``model`` on ``x_dev`` as ``cfg.pretrain`` says.
+
+  ``key`` is one key, or ``[S]`` keys to pretrain S autoencoders at once.
+  """
+  stacked = key.ndim == 1
+  init_key, data_key = (jax.vmap(jax.random.split, out_axes=1)(key) if stacked
+                        else jax.random.split(key))
+  init = lambda k: models.init_autoencoder(k, model, x_dev.shape[1])
+  params = jax.vmap(init)(init_key) if stacked else init(init_key)
   p = cfg.pretrain
   batch_size = min(p.batch_size, x_dev.shape[0])
+  common = dict(log_fn=log_fn, progress=progress, placement=placement)
   if p.method == "end_to_end":
     return pretrain.pretrain_end_to_end(
         data_key, x_dev, model, params, num_epochs=p.num_epochs, batch_size=batch_size,
-        learning_rate=p.learning_rate, momentum=p.momentum, log_fn=log_fn, progress=progress,
+        learning_rate=p.learning_rate, momentum=p.momentum, **common,
     )
   if p.method == "layerwise":
     return pretrain.pretrain_layerwise(
         data_key, x_dev, model, params, layer_steps=p.layer_steps,
         finetune_steps=p.finetune_steps, batch_size=batch_size,
         learning_rate=p.learning_rate, lr_decay_every=p.lr_decay_every,
-        momentum=p.momentum, dropout_rate=p.dropout_rate, log_every=p.log_every,
-        log_fn=log_fn, progress=progress,
+        momentum=p.momentum, dropout_rate=p.dropout_rate, log_every=p.log_every, **common,
     )
   raise ValueError(f"unknown pretrain.method {p.method!r}; use 'end_to_end' or 'layerwise'")
 
@@ -99,6 +107,60 @@ def embed(model: models.AutoEncoder, ae_params, x: jax.Array) -> jax.Array:
       lambda b: model.apply({"params": ae_params}, b, method=model.encode), x)
 
 
+def _embed_all(model, ae_params, x, placement, stacked: bool) -> jax.Array:
+  """``embed`` for one or ``[S]`` stacked parameter sets, on resident or streamed x."""
+  fn = (jax.vmap(functools.partial(embed, model), in_axes=(0, None)) if stacked
+        else functools.partial(embed, model))
+  if not placement.stream:
+    return fn(ae_params, x)
+  piece = 65_536
+  return jnp.concatenate([fn(ae_params, placement.put(x[i:i + piece]))
+                          for i in range(0, x.shape[0], piece)], axis=-2)
+
+
+@dataclasses.dataclass
+class SweepResult:
+  """What ``fit(..., seeds=[...])`` returns.
+
+  Attributes:
+    seeds: the seeds, in order.
+    results: one ``FitResult`` per seed, each the same as ``fit(..., seed=s)``
+      would give (up to float rounding); their ``timings`` are the sweep's.
+    summary: for each score (``acc``, ``nmi``, ``ari``, ``ae_kmeans_acc``, ...
+      when ``y`` was given): ``{"mean", "sd", "min", "max"}`` over the seeds
+      (``sd`` with ``ddof=1``; 0 for one seed).
+    timings: seconds spent in ``pretrain``, ``kmeans`` and ``dec`` for all
+      seeds together.
+  """
+
+  seeds: list
+  results: list
+  summary: dict
+  timings: dict
+
+
+def summarize(scores: list[dict]) -> dict:
+  """``{name: {"mean", "sd", "min", "max"}}`` over a list of score dicts."""
+  out = {}
+  for name in scores[0] if scores else []:
+    v = np.asarray([s[name] for s in scores], np.float64)
+    out[name] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                 "min": float(v.min()), "max": float(v.max())}
+  return out
+
+
+def _check_seeds(seeds) -> list[int]:
+  try:
+    seeds = [int(s) for s in seeds]
+  except (TypeError, ValueError):
+    raise ValueError(f"seeds must be a list of integers, got {seeds!r}") from None
+  if not seeds:
+    raise ValueError("seeds is empty; give at least one seed")
+  if len(set(seeds)) != len(seeds):
+    raise ValueError(f"seeds must be distinct, got {seeds}")
+  return seeds
+
+
 def fit(
     x,
     n_clusters: int,
@@ -106,12 +168,14 @@ def fit(
     recipe: str = "dec_keras",
     config=None,
     seed: int = 0,
+    seeds=None,
     y=None,
     ae_params=None,
     log_fn: Callable[[dict], None] | None = None,
     on_pretrained: Callable[[Any], None] | None = None,
     progress: bool = True,
-) -> FitResult:
+    placement: parallel.Placement | None = None,
+):
   """Pretrains an autoencoder, initialises centres by k-means and runs DEC.
 
   Args:
@@ -123,69 +187,112 @@ def fit(
       ``{"pretrain": {"num_epochs": 50}, "dec": {"update_interval": 100}}``.
     seed: seeds the root key; streams for init, k-means and data order are
       split from it.
+    seeds: a list of seeds to train as one vmapped program instead of
+      ``seed`` (pretraining, k-means and DEC, each run stopping on its own);
+      ``fit`` then returns a ``SweepResult``.
     y: optional ``[n]`` true labels, used only to score the run.
-    ae_params: pretrained autoencoder parameters to start from (skips pretraining).
-    log_fn: called with every log record (pretraining epochs, DEC updates).
+    ae_params: pretrained autoencoder parameters to start from (skips
+      pretraining; one seed only).
+    log_fn: called with every log record (pretraining epochs, DEC updates);
+      a sweep's records carry their ``"seed"``.
     on_pretrained: called with the autoencoder parameters as soon as
-      pretraining ends (to save them before the clustering phase).
+      pretraining ends (to save them before the clustering phase); a sweep
+      passes them stacked, ``[S, ...]`` on every leaf.
     progress: show progress bars.
+    placement: devices and data placement (``jdec.parallel.Placement``);
+      default: data parallel over all devices, data kept on them.
 
   Returns:
-    A ``FitResult``.
+    A ``FitResult``, or a ``SweepResult`` when ``seeds`` is given.
   """
   n_clusters = validation.check_n_clusters(n_clusters)
   x = validation.check_data(x, n_clusters=n_clusters)
   if y is not None:
     y = validation.check_labels(y, x.shape[0])
   cfg = resolve_config(recipe, config)
+  stacked = seeds is not None
+  if stacked:
+    seeds = _check_seeds(seeds)
+    if ae_params is not None:
+      raise ValueError("ae_params cannot be combined with seeds: a sweep pretrains one "
+                       "autoencoder per seed; drop ae_params or fit one seed")
+  placement = placement or parallel.default_placement()
   scale = input_scale(x, cfg.input_scaling)
-  x_dev = jax.device_put(x * np.float32(scale))
-  model = models.AutoEncoder(x.shape[1], tuple(cfg.model.hidden_dims), cfg.model.kernel_init)
-  pretrain_key, kmeans_key, dec_key = jax.random.split(jax.random.key(seed), 3)
+  x_dev = placement.put_data(x * np.float32(scale))
+  model = models.AutoEncoder(x.shape[1], tuple(cfg.model.hidden_dims), cfg.model.kernel_init,
+                             cfg.model.compute_dtype)
+  root = [jax.random.key(s) for s in (seeds if stacked else [seed])]
+  keys = jnp.stack([jax.random.split(k, 3) for k in root])  # [S, 3]
+  pretrain_key, kmeans_key, dec_key = (keys[:, i] if stacked else keys[0, i] for i in range(3))
   timings, history = {}, {"pretrain": [], "dec": []}
+  run_log = log_fn
+  if stacked and log_fn:
+    run_log = lambda r: log_fn({**{k: v for k, v in r.items() if k != "run"},
+                                "seed": seeds[r["run"]]})
 
   t0 = time.perf_counter()
   if ae_params is None:
     ae_params, history["pretrain"] = pretrain_autoencoder(
-        pretrain_key, x_dev, model, cfg, log_fn=log_fn, progress=progress)
+        pretrain_key, x_dev, model, cfg, log_fn=run_log, progress=progress,
+        placement=placement)
     if on_pretrained:
       on_pretrained(ae_params)
   else:
     _check_ae_params(ae_params, model, x.shape[1])
+    ae_params = placement.put(ae_params)
   jax.block_until_ready(ae_params)
   timings["pretrain"] = time.perf_counter() - t0
 
   t0 = time.perf_counter()
-  z = embed(model, ae_params, x_dev)
-  km = lloyd.kmeans(kmeans_key, z, n_clusters, **cfg.kmeans)
+  z = _embed_all(model, ae_params, x_dev, placement, stacked)
+  kmeans = lambda k, z_: lloyd.kmeans(k, z_, n_clusters, **cfg.kmeans)
+  km = jax.vmap(kmeans)(kmeans_key, z) if stacked else kmeans(kmeans_key, z)
   jax.block_until_ready(km)
   timings["kmeans"] = time.perf_counter() - t0
-  scores = {}
-  if y is not None:
-    scores.update({f"ae_kmeans_{k}": v for k, v in metrics.scores(y, np.asarray(km.labels)).items()})
 
   t0 = time.perf_counter()
   clustering = models.ClusteringModel(model, n_clusters, cfg.model.alpha)
   d = cfg.dec
-  state = train.create_state(
+  state = placement.put(train.create_state(
       apply_fn=clustering.apply,
       params=models.clustering_params(ae_params, km.centroids),
-      tx=train.sgd(d.learning_rate, d.momentum),
-  )
+      tx=train.sgd(d.learning_rate, d.momentum), stacked=stacked,
+  ))
   state, history["dec"], out = cluster.run(
       dec_key, state, x_dev, batch_size=min(d.batch_size, x.shape[0]),
       update_interval=d.update_interval, tol=d.tol, maxiter=d.maxiter, gamma=d.gamma,
-      y=y, log_fn=log_fn, progress=progress,
+      y=y, log_fn=run_log, progress=progress, placement=placement,
   )
+  jax.block_until_ready(state)
   timings["dec"] = time.perf_counter() - t0
-  if y is not None:
-    scores.update(metrics.scores(y, out["labels"]))
-  return FitResult(
-      labels=out["labels"], q=np.exp(np.asarray(out["log_q"])), state=state,
-      model=clustering, ae_params=ae_params, kmeans=km, history=history, scores=scores,
-      timings=timings, iterations=out["iterations"], stopped_by=out["stopped_by"],
-      input_scale=scale, config=cfg,
-  )
+
+  def result(r: int) -> FitResult:
+    pick = (lambda a: a[r]) if stacked else (lambda a: a)
+    km_r = jax.tree.map(lambda a: parallel.to_host(pick(a)), km)
+    labels = out["labels"][r] if stacked else out["labels"]
+    scores = {}
+    if y is not None:
+      scores.update({f"ae_kmeans_{k}": v
+                     for k, v in metrics.scores(y, np.asarray(km_r.labels)).items()})
+      scores.update(metrics.scores(y, labels))
+    hist = {phase: [{**{k: v for k, v in h.items() if k != "run"}, "seed": seeds[r]}
+                    if stacked else h for h in records if not stacked or h.get("run") == r]
+            for phase, records in history.items()}
+    return FitResult(
+        labels=labels, q=np.exp(parallel.to_host(pick(out["log_q"]))),
+        state=jax.tree.map(pick, state), model=clustering,
+        ae_params=jax.tree.map(pick, ae_params), kmeans=km_r, history=hist,
+        scores=scores, timings=timings,
+        iterations=out["iterations"][r] if stacked else out["iterations"],
+        stopped_by=out["stopped_by"][r] if stacked else out["stopped_by"],
+        input_scale=scale, config=cfg,
+    )
+
+  if not stacked:
+    return result(0)
+  results = [result(r) for r in range(len(seeds))]
+  return SweepResult(seeds=seeds, results=results,
+                     summary=summarize([r.scores for r in results]), timings=timings)
 
 
 def _check_ae_params(ae_params, model, input_dim):
@@ -206,7 +313,9 @@ def predict_proba(result: FitResult, x) -> np.ndarray:
   d = result.model.autoencoder.input_dim
   if x.shape[1] != d:
     raise ValueError(f"x has {x.shape[1]} features but the model was fitted on {d}")
-  log_q = cluster.full_log_q(result.state, jnp.asarray(x * np.float32(result.input_scale)))
+  where = jax.tree.leaves(result.state.params)[0].sharding
+  log_q = cluster.full_log_q(result.state,
+                             jax.device_put(x * np.float32(result.input_scale), where))
   return np.exp(np.asarray(log_q))
 
 

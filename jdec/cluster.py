@@ -9,27 +9,49 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from jdec import dec, metrics, train
+from jdec import dec, metrics, parallel, train
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size",))
-def full_log_q(state: train.TrainState, x: jax.Array, *, batch_size: int = 4096):
-  """``log q [n, k]`` for every row of ``x [n, d]``, in jitted batches."""
+@functools.partial(jax.jit, static_argnames=("batch_size", "sharding"))
+def full_log_q(state: train.TrainState, x: jax.Array, *, batch_size: int = 4096,
+               sharding=None):
+  """``log q [n, k]`` for every row of ``x [n, d]``, in jitted batches
+  (each batch's rows split over ``sharding``'s devices when given)."""
   return train.map_batches(lambda a: state.apply_fn({"params": state.params}, a)[0],
-                           x, batch_size)
+                           x, batch_size, sharding)
+
+
+@functools.partial(jax.jit, static_argnames=("batch_size", "sharding"))
+def _stacked_log_q(state, x, *, batch_size: int = 4096, sharding=None):
+  return jax.vmap(lambda s: full_log_q(s, x, batch_size=batch_size, sharding=sharding))(state)
+
+
+def _log_q(state, x, placement, stacked: bool) -> jax.Array:
+  """``log q`` of all rows: ``[n, k]``, or ``[S, n, k]`` for stacked runs.
+
+  Streamed data is sent to the devices in pieces of 65,536 rows.
+  """
+  fn = functools.partial(_stacked_log_q if stacked else full_log_q,
+                         sharding=placement.batch_sharding)
+  if not placement.stream:
+    return fn(state, x)
+  piece = 65_536
+  parts = [fn(state, placement.put(x[i:i + piece])) for i in range(0, x.shape[0], piece)]
+  return jnp.concatenate(parts, axis=-2)
 
 
 @jax.jit
 def _refresh(log_q: jax.Array):
-  """Labels and target P from the whole dataset's log q."""
+  """Labels and target P from the whole dataset's log q (``[n, k]`` or ``[S, n, k]``)."""
   q = jnp.exp(log_q)
-  return jnp.argmax(log_q, axis=1), dec.target_distribution(q)
+  target = jax.vmap(dec.target_distribution) if log_q.ndim == 3 else dec.target_distribution
+  return jnp.argmax(log_q, axis=-1), target(q)
 
 
 def run(
     key: jax.Array,
     state: train.TrainState,
-    x: jax.Array,
+    x,
     *,
     batch_size: int,
     update_interval: int,
@@ -39,6 +61,7 @@ def run(
     y: np.ndarray | None = None,
     log_fn: Callable[[dict], None] | None = None,
     progress: bool = True,
+    placement: parallel.Placement | None = None,
 ) -> tuple[train.TrainState, list[dict], dict]:
   """Self-trains ``state`` (a ``ClusteringModel``) with DEC's KL objective.
 
@@ -47,54 +70,79 @@ def run(
   falls below ``tol`` (after the first update) or after ``maxiter`` steps.
 
   Args:
-    key: data-order key.
+    key: data-order key, or ``[S]`` keys for S runs trained at once (``state``
+      stacked likewise). Each run stops on its own; a run that has stopped
+      sits out the remaining intervals unchanged.
     state: train state whose ``apply_fn(x)`` returns ``(log_q, z, x_hat)``.
-    x: ``[n, d]`` device array.
+    x: ``[n, d]`` data, placed as ``placement.put_data`` places it.
     batch_size, update_interval, tol, maxiter: DEC settings.
     gamma: weight of the KL term against reconstruction (IDEC); 0 for DEC.
     y: optional ``[n]`` true labels, to score each update.
-    log_fn: called with each update's record.
+    log_fn: called with each update's record (with ``"run"`` when stacked).
     progress: show a tqdm bar.
+    placement: devices and data placement (default: all devices, data on them).
 
   Returns:
     The trained state, the per-update history and ``{"labels", "log_q",
-    "iterations", "stopped_by"}`` for the final state.
+    "iterations", "stopped_by"}`` for the final state (``labels [S, n]``,
+    ``log_q [S, n, k]`` and lists of S iterations and reasons when stacked).
   """
-  step_fn = functools.partial(train.clustering_step, gamma=gamma)
-  scan = train.compile_scan(step_fn, num_steps=update_interval, batch_size=batch_size)
-  history, last_labels, step, loss = [], None, 0, None
+  placement = placement or parallel.default_placement()
+  stacked = key.ndim == 1
+  runs = key.shape[0] if stacked else 1
+  stepper = train.Stepper(functools.partial(train.clustering_step, gamma=gamma),
+                          block_steps=update_interval, batch_size=batch_size,
+                          stacked=stacked, placement=placement,
+                          data_axis=(None, 0) if stacked else None)
+  history, last_labels, step = [], None, 0
+  loss = np.full(runs, np.nan)
+  iterations, stopped_by = [None] * runs, [None] * runs
   start = time.perf_counter()
   bar = tqdm.tqdm(total=maxiter, desc="DEC", disable=not progress, leave=False)
   while True:
-    log_q = full_log_q(state, x)
+    log_q = _log_q(state, x, placement, stacked)
     labels_dev, p = _refresh(log_q)
-    labels = np.asarray(labels_dev)
-    delta = 1.0 if last_labels is None else float(np.mean(labels != last_labels))
-    record = {"phase": "dec", "iteration": step, "delta_label": delta, "loss": loss,
-              "wall_s": time.perf_counter() - start}
-    if y is not None:
-      record.update(metrics.scores(y, labels))
-    history.append(record)
-    if log_fn:
-      log_fn(record)
-    bar.set_postfix(delta=f"{delta:.4f}", **({"acc": f"{record['acc']:.4f}"} if y is not None else {}))
-    if last_labels is not None and delta < tol:
-      stopped_by = "tol"
-      break
-    if step >= maxiter:
-      stopped_by = "maxiter"
+    labels = parallel.to_host(labels_dev).reshape(runs, -1)
+    for r in range(runs):
+      if stopped_by[r] is not None:
+        continue
+      delta = 1.0 if last_labels is None else float(np.mean(labels[r] != last_labels[r]))
+      record = {"phase": "dec", "iteration": step, "delta_label": delta,
+                "loss": None if np.isnan(loss[r]) else float(loss[r]),
+                "wall_s": time.perf_counter() - start}
+      if stacked:
+        record["run"] = r
+      if y is not None:
+        record.update(metrics.scores(y, labels[r]))
+      history.append(record)
+      if log_fn:
+        log_fn(record)
+      if last_labels is not None and delta < tol:
+        iterations[r], stopped_by[r] = step, "tol"
+      elif step >= maxiter:
+        iterations[r], stopped_by[r] = step, "maxiter"
+    if not stacked:
+      bar.set_postfix(delta=f"{record['delta_label']:.4f}",
+                      **({"acc": f"{record['acc']:.4f}"} if y is not None else {}))
+    active = np.array([s is None for s in stopped_by])
+    if not active.any():
       break
     limit = min(update_interval, maxiter - step)
-    state, m = scan(state, (x, p), key, jnp.asarray(step), jnp.asarray(limit))
-    loss = float(jnp.sum(m["loss"]) / limit)
-    if not np.isfinite(loss):
+    data = (x, parallel.to_host(p) if placement.stream else p)
+    state, loss = stepper(state, data, key, step,
+                          np.where(active, limit, 0) if stacked else limit)
+    bad = [r for r in range(runs) if active[r] and not np.isfinite(loss[r])]
+    if bad:
+      run_name = f" in run {bad[0]}" if stacked else ""
       raise FloatingPointError(
-          f"the DEC loss became {loss} at iteration {step}; lower dec.learning_rate"
-      )
+          f"the DEC loss became {loss[bad[0]]}{run_name} at iteration {step}; "
+          "lower dec.learning_rate")
     step += limit
     bar.update(limit)
     last_labels = labels
   bar.close()
-  return state, history, {
-      "labels": labels, "log_q": log_q, "iterations": step, "stopped_by": stopped_by,
-  }
+  if not stacked:
+    return state, history, {"labels": labels[0], "log_q": log_q,
+                            "iterations": iterations[0], "stopped_by": stopped_by[0]}
+  return state, history, {"labels": labels, "log_q": log_q,
+                          "iterations": iterations, "stopped_by": stopped_by}

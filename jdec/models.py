@@ -35,12 +35,14 @@ class MLP(nn.Module):
 
   features: Sequence[int]
   kernel_init: str = "dec_keras"
+  compute_dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     init = kernel_init(self.kernel_init)
     for i, width in enumerate(self.features):
-      x = nn.Dense(width, kernel_init=init, name=f"dense_{i}")(x)
+      x = nn.Dense(width, kernel_init=init, name=f"dense_{i}",
+                   dtype=jnp.dtype(self.compute_dtype), param_dtype=jnp.float32)(x)
       if i < len(self.features) - 1:
         x = nn.relu(x)
     return x
@@ -53,28 +55,31 @@ class AutoEncoder(nn.Module):
     input_dim: ``d``, the width of the input and of the reconstruction.
     hidden_dims: encoder widths; the last one is the embedding size.
     kernel_init: name of the initialiser (see ``KERNEL_INITS``).
+    compute_dtype: ``"float32"``, or ``"bfloat16"`` for matrix products in
+      bfloat16 (parameters, the embedding and the reconstruction stay float32).
   """
 
   input_dim: int
   hidden_dims: Sequence[int] = (500, 500, 2000, 10)
   kernel_init: str = "dec_keras"
+  compute_dtype: str = "float32"
 
   @property
   def embed_dim(self) -> int:
     return self.hidden_dims[-1]
 
   def setup(self):
-    self.encoder = MLP(tuple(self.hidden_dims), self.kernel_init)
+    self.encoder = MLP(tuple(self.hidden_dims), self.kernel_init, self.compute_dtype)
     decoder_widths = tuple(reversed(self.hidden_dims[:-1])) + (self.input_dim,)
-    self.decoder = MLP(decoder_widths, self.kernel_init)
+    self.decoder = MLP(decoder_widths, self.kernel_init, self.compute_dtype)
 
   def encode(self, x: jax.Array) -> jax.Array:
-    """``x [n, d] -> z [n, embed_dim]``."""
-    return self.encoder(x)
+    """``x [n, d] -> z [n, embed_dim]`` (float32)."""
+    return self.encoder(x).astype(jnp.float32)
 
   def decode(self, z: jax.Array) -> jax.Array:
-    """``z [n, embed_dim] -> x_hat [n, d]``."""
-    return self.decoder(z)
+    """``z [n, embed_dim] -> x_hat [n, d]`` (float32)."""
+    return self.decoder(z).astype(jnp.float32)
 
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Returns ``(x_hat [n, d], z [n, embed_dim])``."""

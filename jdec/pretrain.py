@@ -11,38 +11,53 @@ import numpy as np
 import optax
 import tqdm
 
-from jdec import models, train
+from jdec import models, parallel, train
 
 LogFn = Callable[[dict], None]
 
 
-def _check_finite(loss: float, where: str):
-  if not np.isfinite(loss):
+def _check_finite(loss: np.ndarray, where: str):
+  bad = [r for r, v in enumerate(loss) if not np.isfinite(v)]
+  if bad:
+    run = f" in run {bad[0]}" if len(loss) > 1 else ""
     raise FloatingPointError(
-        f"the loss became {loss} during {where}; lower the learning rate "
+        f"the loss became {loss[bad[0]]}{run} during {where}; lower the learning rate "
         "or check the input scaling"
     )
 
 
+def _records(record: dict, loss: np.ndarray, stacked: bool) -> list[dict]:
+  """One log record per run (with its index as ``"run"`` when stacked)."""
+  if not stacked:
+    return [{**record, "loss": float(loss[0])}]
+  return [{**record, "run": r, "loss": float(v)} for r, v in enumerate(loss)]
+
+
 def _run(state, step_fn, data, key, *, num_steps, batch_size, steps_per_call,
-         desc, phase, log_fn, progress, step_name="epoch"):
-  """Runs ``num_steps`` steps as scans of ``steps_per_call``, logging each call."""
+         desc, phase, log_fn, progress, placement, step_name="epoch", data_axis=None):
+  """Runs ``num_steps`` steps in blocks of ``steps_per_call``, logging each block.
+
+  ``key`` is one key, or ``[S]`` keys for S stacked runs (``state`` stacked too).
+  """
   if num_steps == 0:
     return state, []
-  scan = train.compile_scan(step_fn, num_steps=steps_per_call, batch_size=batch_size)
+  stacked = key.ndim == 1
+  stepper = train.Stepper(step_fn, block_steps=steps_per_call, batch_size=batch_size,
+                          stacked=stacked, placement=placement, data_axis=data_axis)
+  runs = key.shape[0] if stacked else 1
   calls = -(-num_steps // steps_per_call)
   history, start = [], time.perf_counter()
   for c in tqdm.trange(calls, desc=desc, disable=not progress, leave=False):
     step0 = c * steps_per_call
     limit = min(steps_per_call, num_steps - step0)
-    state, metrics = scan(state, data, key, jnp.asarray(step0), jnp.asarray(limit))
-    loss = float(jnp.sum(metrics["loss"]) / limit)
+    state, loss = stepper(state, data, key, step0, np.full((runs,) if stacked else (), limit))
     _check_finite(loss, f"{desc} ({step_name} {c + 1})")
-    record = {"phase": phase, step_name: c + 1, "step": step0 + limit, "loss": loss,
+    record = {"phase": phase, step_name: c + 1, "step": step0 + limit,
               "wall_s": time.perf_counter() - start}
-    history.append(record)
-    if log_fn:
-      log_fn(record)
+    for r in _records(record, loss, stacked):
+      history.append(r)
+      if log_fn:
+        log_fn(r)
   return state, history
 
 
@@ -58,30 +73,35 @@ def pretrain_end_to_end(
     momentum: float,
     log_fn: LogFn | None = None,
     progress: bool = True,
+    placement: parallel.Placement | None = None,
 ) -> tuple[dict, list[dict]]:
   """Trains the whole autoencoder on the reconstruction MSE (DEC-keras recipe).
 
   Args:
-    key: data-order key.
-    x: ``[n, d]`` device array.
+    key: data-order key, or ``[S]`` keys to train S runs at once (then every
+      leaf of ``params`` has a leading ``[S]`` axis, and so has the result).
+    x: ``[n, d]`` data, placed as ``placement.put_data`` places it.
     model: the autoencoder.
     params: its initial parameters.
     num_epochs, batch_size, learning_rate, momentum: SGD settings.
-    log_fn: called with ``{"phase", "epoch", "step", "loss"}`` after each epoch.
+    log_fn: called with ``{"phase", "epoch", "step", "loss", "wall_s"}`` after
+      each epoch (and ``"run"``, the run's index, when stacked).
     progress: show a tqdm bar.
+    placement: devices and data placement (default: all devices, data on them).
 
   Returns:
     The trained parameters and the per-epoch history.
   """
-  state = train.create_state(
-      apply_fn=model.apply, params=params, tx=train.sgd(learning_rate, momentum)
-  )
+  placement = placement or parallel.default_placement()
+  state = placement.put(train.create_state(
+      apply_fn=model.apply, params=params, tx=train.sgd(learning_rate, momentum),
+      stacked=key.ndim == 1))
   steps_per_epoch = x.shape[0] // batch_size
   state, history = _run(
       state, train.reconstruction_step, x, key,
       num_steps=num_epochs * steps_per_epoch, batch_size=batch_size,
       steps_per_call=steps_per_epoch, desc="pretrain", phase="pretrain",
-      log_fn=log_fn, progress=progress,
+      log_fn=log_fn, progress=progress, placement=placement,
   )
   return state.params, history
 
@@ -141,6 +161,7 @@ def pretrain_layerwise(
     log_every: int = 1000,
     log_fn: LogFn | None = None,
     progress: bool = True,
+    placement: parallel.Placement | None = None,
 ) -> tuple[dict, list[dict]]:
   """Greedy layer-wise denoising pretraining, then end-to-end fine-tuning.
 
@@ -150,10 +171,19 @@ def pretrain_layerwise(
   ``finetune_steps`` steps (Xie et al. 2016, section 4.3). The learning rate
   is divided by 10 every ``lr_decay_every`` steps in every stage.
 
+  ``key``, ``params``, ``log_fn`` and ``placement`` are as for
+  ``pretrain_end_to_end`` (``[S]`` keys train S runs at once); streaming the
+  data from the host is not supported for this method.
+
   Returns:
     The trained autoencoder parameters and the history (one record per
     ``log_every`` steps).
   """
+  placement = placement or parallel.default_placement()
+  if placement.stream:
+    raise ValueError("streaming the data from the host works with pretrain.method="
+                     "'end_to_end' only; keep the data on the device for 'layerwise'")
+  stacked = key.ndim == 1
   widths = list(model.hidden_dims)
   n_layers = len(widths)
   params = jax.tree.map(lambda a: a, params)  # new containers, filled in below
@@ -162,30 +192,42 @@ def pretrain_layerwise(
   h = x
   for i in range(n_layers):
     pair = DenoisingPair(
-        features=widths[i], out_features=h.shape[1],
+        features=widths[i], out_features=h.shape[-1],
         linear_hidden=i == n_layers - 1, linear_output=i == 0,
         dropout_rate=dropout_rate, kernel_init=model.kernel_init,
     )
-    pair_params = pair.init(jax.random.fold_in(key, 2 * i), h[:1], train=False)["params"]
-    state = train.create_state(apply_fn=pair.apply, params=pair_params, tx=tx)
+    row = jnp.zeros((1, h.shape[-1]), h.dtype)
+    init = lambda k: pair.init(k, row, train=False)["params"]
+    init_key = train.fold_in(key, 2 * i)
+    pair_params = jax.vmap(init)(init_key) if stacked else init(init_key)
+    state = placement.put(
+        train.create_state(apply_fn=pair.apply, params=pair_params, tx=tx, stacked=stacked))
+    per_run_input = stacked and i > 0  # h [S, n, width]: each run's own features
     state, hist = _run(
-        state, _denoising_step, h, jax.random.fold_in(key, 2 * i + 1),
+        state, _denoising_step, h, train.fold_in(key, 2 * i + 1),
         num_steps=layer_steps, batch_size=batch_size,
         steps_per_call=min(log_every, layer_steps), desc=f"layer {i + 1}/{n_layers}",
         phase=f"pretrain_layer{i + 1}", log_fn=log_fn, progress=progress,
-        step_name="block",
+        step_name="block", placement=placement, data_axis=0 if per_run_input else None,
     )
     history += hist
     params["encoder"][f"dense_{i}"] = state.params["encoder"]
     params["decoder"][f"dense_{n_layers - 1 - i}"] = state.params["decoder"]
-    h = _next_input(state.params["encoder"], h, relu=i < n_layers - 1)
+    relu = i < n_layers - 1
+    if stacked:
+      h = jax.vmap(functools.partial(_next_input, relu=relu),
+                   in_axes=(0, 0 if per_run_input else None))(state.params["encoder"], h)
+    else:
+      h = _next_input(state.params["encoder"], h, relu=relu)
 
-  state = train.create_state(apply_fn=model.apply, params=params, tx=tx)
+  state = placement.put(
+      train.create_state(apply_fn=model.apply, params=params, tx=tx, stacked=stacked))
   state, hist = _run(
-      state, train.reconstruction_step, x, jax.random.fold_in(key, 2 * n_layers),
+      state, train.reconstruction_step, x, train.fold_in(key, 2 * n_layers),
       num_steps=finetune_steps, batch_size=batch_size,
       steps_per_call=min(log_every, finetune_steps), desc="fine-tune",
       phase="pretrain_finetune", log_fn=log_fn, progress=progress, step_name="block",
+      placement=placement,
   )
   return state.params, history + hist
 

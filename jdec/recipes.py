@@ -20,7 +20,10 @@ def get_recipe(name: str = "dec_keras") -> ml_collections.ConfigDict:
     raise ValueError(f"unknown recipe {name!r}; choose one of {list(RECIPES)}")
   c = ml_collections.ConfigDict()
   c.recipe = name
-  c.model = dict(hidden_dims=(500, 500, 2000, 10), kernel_init="dec_keras", alpha=1.0)
+  # compute_dtype 'bfloat16' runs the matrix products in bfloat16 (for TPUs
+  # and GPUs); the parameters stay float32.
+  c.model = dict(hidden_dims=(500, 500, 2000, 10), kernel_init="dec_keras", alpha=1.0,
+                 compute_dtype="float32")
   # 'none' keeps the loader's scaling (pixels / 255); 'unit_power' rescales
   # so that mean ||x||^2 / d = 1, as the paper does.
   c.input_scaling = "none"
@@ -57,6 +60,8 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       ("model.kernel_init", c.model.kernel_init in models.KERNEL_INITS,
        f"one of {sorted(models.KERNEL_INITS)}"),
       ("model.alpha", c.model.alpha > 0, "> 0"),
+      ("model.compute_dtype", c.model.compute_dtype in ("float32", "bfloat16"),
+       "'float32' or 'bfloat16'"),
       ("input_scaling", c.input_scaling in ("none", "unit_power"), "'none' or 'unit_power'"),
       ("pretrain.method", c.pretrain.method in ("end_to_end", "layerwise"),
        "'end_to_end' or 'layerwise'"),

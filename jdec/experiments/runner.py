@@ -20,7 +20,7 @@ import numpy as np
 from ml_collections import config_dict
 
 import jdec
-from jdec import api, checkpoint, data, metrics, plots, recipes
+from jdec import api, checkpoint, data, metrics, parallel, plots, recipes
 
 RECIPE_SECTIONS = ("model", "input_scaling", "pretrain", "kmeans", "dec")
 
@@ -43,12 +43,15 @@ def base_config(dataset: str, n_clusters: int) -> ml_collections.ConfigDict:
   config.dataset = dataset
   config.recipe = "dec_keras"
   config.seed = 0
+  config.seeds = ()  # e.g. --config.seeds=0,1,2: train all at once (overrides seed)
   config.n_clusters = n_clusters
   config.data_dir = config_dict.placeholder(str)
   config.n_samples = config_dict.placeholder(int)  # first n rows only (quick runs)
   config.pretrained = config_dict.placeholder(str)  # a saved autoencoder/ folder
   config.kmeans_raw = True  # score k-means on the raw input (the tutorial's baseline)
   config.progress = True
+  config.stream = False  # keep the data on the host and send batches (large data)
+  config.stream_steps = 64  # steps per block sent when streaming
   return config
 
 
@@ -81,26 +84,62 @@ def _load_pretrained(path, meta: dict):
   return ae_params
 
 
+def _placement(config) -> parallel.Placement:
+  if config.stream_steps < 1:
+    raise ValueError(f"stream_steps must be >= 1, got {config.stream_steps}")
+  return parallel.Placement(parallel.make_mesh(), stream=config.stream,
+                            stream_steps=config.stream_steps)
+
+
+def _system() -> dict:
+  return {"device": str(jax.devices()[0].device_kind), "device_count": jax.device_count(),
+          "process_count": jax.process_count(), "platform": jax.default_backend(),
+          "host": platform.node(), "jax_version": jax.__version__,
+          "jdec_version": jdec.__version__, "date": time.strftime("%Y-%m-%d")}
+
+
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
   """Runs the experiment ``config`` and writes everything into ``workdir``."""
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   overrides = {k: config[k] for k in RECIPE_SECTIONS}
   recipe = api.resolve_config(config.recipe, overrides)
+  seeds = api._check_seeds(config.seeds) if config.seeds else None  # pylint: disable=protected-access
+  if seeds and config.pretrained:
+    raise ValueError("--config.pretrained cannot be combined with --config.seeds: a sweep "
+                     "pretrains one autoencoder per seed")
+  placement = _placement(config)
   # Everything that can fail on bad input fails before anything is written.
   x, y = _load(config)
   meta = {"input_dim": int(x.shape[1]), "hidden_dims": list(recipe.model.hidden_dims),
           "kernel_init": recipe.model.kernel_init, "input_scaling": recipe.input_scaling,
-          "dataset": config.dataset, "seed": config.seed}
+          "compute_dtype": recipe.model.compute_dtype, "dataset": config.dataset,
+          "seed": config.seed}
   ae_params = _load_pretrained(config.pretrained, meta) if config.pretrained else None
   workdir = _prepare_workdir(workdir)
   (workdir / "config.json").write_text(json.dumps(
       {"experiment": config.to_dict(), "resolved": recipe.to_dict(),
        "n_samples": int(x.shape[0])}, indent=2, sort_keys=True, default=str))
-  results = {"dataset": config.dataset, "recipe": config.recipe, "seed": config.seed,
-             "n_samples": int(x.shape[0]), "n_clusters": config.n_clusters}
+  results = {"dataset": config.dataset, "recipe": config.recipe,
+             "n_samples": int(x.shape[0]), "n_clusters": config.n_clusters,
+             "stream": config.stream}
+  if seeds:
+    results["seeds"] = seeds
+  else:
+    results["seed"] = config.seed
   if config.pretrained:
     results["pretrained_from"] = str(config.pretrained)
     checkpoint.save(workdir / "autoencoder", ae_params, meta)  # keep it with this run
+
+  def seed_dir(seed):
+    return workdir / f"seed_{seed}" if seeds else workdir
+
+  def save_pretrained(params):
+    if not seeds:
+      checkpoint.save(workdir / "autoencoder", params, meta)
+      return
+    for i, seed in enumerate(seeds):
+      checkpoint.save(seed_dir(seed) / "autoencoder", jax.tree.map(lambda a: a[i], params),
+                      {**meta, "seed": seed})
 
   with open(workdir / "metrics.jsonl", "a", encoding="utf-8") as metrics_file:
 
@@ -108,35 +147,72 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
       metrics_file.write(json.dumps(record) + "\n")
       metrics_file.flush()
 
+    raw = {}
     if config.kmeans_raw:
-      t0 = time.perf_counter()
-      raw = jdec.kmeans(jax.random.key(config.seed), x, config.n_clusters, **recipe.kmeans)
-      results["kmeans_raw_acc"] = metrics.cluster_acc(y, np.asarray(raw.labels))
-      results["kmeans_raw_nmi"] = metrics.nmi(y, np.asarray(raw.labels))
-      results["time_kmeans_raw_s"] = time.perf_counter() - t0
-      log({"phase": "kmeans_raw", "acc": results["kmeans_raw_acc"]})
-    result = jdec.fit(
-        x, config.n_clusters, recipe=config.recipe, config=overrides, seed=config.seed,
-        y=y, ae_params=ae_params, log_fn=log, progress=config.progress,
-        on_pretrained=lambda p: checkpoint.save(workdir / "autoencoder", p, meta),
+      for seed in seeds or [config.seed]:
+        t0 = time.perf_counter()
+        km = jdec.kmeans(jax.random.key(seed), x, config.n_clusters, **recipe.kmeans)
+        labels = np.asarray(km.labels)
+        raw[seed] = {"kmeans_raw_acc": metrics.cluster_acc(y, labels),
+                     "kmeans_raw_nmi": metrics.nmi(y, labels),
+                     "time_kmeans_raw_s": time.perf_counter() - t0}
+        log({"phase": "kmeans_raw", "seed": seed, "acc": raw[seed]["kmeans_raw_acc"]})
+    fitted = jdec.fit(
+        x, config.n_clusters, recipe=config.recipe, config=overrides,
+        seed=config.seed, seeds=seeds, y=y, ae_params=ae_params, log_fn=log,
+        progress=config.progress, on_pretrained=save_pretrained, placement=placement,
     )
-  checkpoint.save(workdir / "model", result.state.params,
-                  {**meta, "n_clusters": config.n_clusters, "alpha": recipe.model.alpha,
-                   "input_scale": result.input_scale})
-  plots.save_confusion_matrix(workdir / "confusion_matrix.png", y, result.labels,
-                              title=f"{config.dataset} {config.recipe} seed {config.seed}")
-  results.update(result.scores)
-  results.update({
-      "iterations": result.iterations, "stopped_by": result.stopped_by,
-      "time_pretrain_s": result.timings["pretrain"],
-      "time_kmeans_s": result.timings["kmeans"], "time_dec_s": result.timings["dec"],
-      "device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
-      "host": platform.node(), "jax_version": jax.__version__,
-      "jdec_version": jdec.__version__, "date": time.strftime("%Y-%m-%d"),
-  })
+  system = _system()
+  per_seed = []
+  for seed, result in zip(seeds or [config.seed], fitted.results if seeds else [fitted]):
+    folder = seed_dir(seed)
+    checkpoint.save(folder / "model", result.state.params,
+                    {**meta, "seed": seed, "n_clusters": config.n_clusters,
+                     "alpha": recipe.model.alpha, "input_scale": result.input_scale})
+    plots.save_confusion_matrix(folder / "confusion_matrix.png", y, result.labels,
+                                title=f"{config.dataset} {config.recipe} seed {seed}")
+    one = {**{k: v for k, v in results.items() if k != "seeds"}, "seed": seed,
+           **raw.get(seed, {}), **result.scores,
+           "iterations": result.iterations, "stopped_by": result.stopped_by,
+           "time_pretrain_s": result.timings["pretrain"],
+           "time_kmeans_s": result.timings["kmeans"], "time_dec_s": result.timings["dec"],
+           **system}
+    if seeds:
+      (folder / "results.json").write_text(json.dumps(one, indent=2, sort_keys=True))
+    per_seed.append(one)
+  if not seeds:
+    results = per_seed[0]
+    print(summary_table(results))
+  else:
+    results.update({
+        "summary": api.summarize([{k: r[k] for k in r if k in _SCORED} for r in per_seed]),
+        "per_seed": per_seed,
+        "time_pretrain_s": fitted.timings["pretrain"],
+        "time_kmeans_s": fitted.timings["kmeans"], "time_dec_s": fitted.timings["dec"],
+        **system})
+    print(sweep_table(results))
   (workdir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
-  print(summary_table(results))
   return results
+
+
+_SCORED = ("acc", "nmi", "nmi_geometric", "ari", "ae_kmeans_acc", "ae_kmeans_nmi",
+           "ae_kmeans_ari", "kmeans_raw_acc", "kmeans_raw_nmi")
+
+
+def sweep_table(results: dict) -> str:
+  """Mean, sd, min and max over the seeds, then one line per seed."""
+  lines = [f"{results['dataset']} | recipe {results['recipe']} | seeds {results['seeds']} "
+           f"| n={results['n_samples']} | {results.get('device')}",
+           f"  {'':<18} {'mean':>7} {'sd':>7} {'min':>7} {'max':>7}"]
+  for name, s in results["summary"].items():
+    lines.append(f"  {name:<18} {s['mean']:7.4f} {s['sd']:7.4f} {s['min']:7.4f} {s['max']:7.4f}")
+  for r in results["per_seed"]:
+    lines.append(f"  seed {r['seed']:<4} ACC {r.get('acc', float('nan')):.4f}  "
+                 f"iterations {r['iterations']} ({r['stopped_by']})")
+  lines.append(f"  time: pretraining {results['time_pretrain_s']:.1f} s, k-means "
+               f"{results['time_kmeans_s']:.1f} s, DEC {results['time_dec_s']:.1f} s "
+               f"(all seeds together)")
+  return "\n".join(lines)
 
 
 USER_ERRORS = (data.DataError, checkpoint.CheckpointError, FileExistsError, KeyError,
