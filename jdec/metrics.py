@@ -9,6 +9,7 @@ differ.
 
 import numpy as np
 import scipy.optimize
+import scipy.stats
 import sklearn.metrics
 
 from jdec import validation
@@ -24,9 +25,8 @@ def contingency(y_true, y_pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
   classes, t = np.unique(y_true, return_inverse=True)
   clusters, p = np.unique(y_pred, return_inverse=True)
-  table = np.zeros((len(clusters), len(classes)), np.int64)
-  np.add.at(table, (p, t), 1)
-  return table, clusters, classes
+  table = np.bincount(p * len(classes) + t, minlength=len(clusters) * len(classes))
+  return table.reshape(len(clusters), len(classes)).astype(np.int64), clusters, classes
 
 
 def hungarian_map(y_true, y_pred) -> dict:
@@ -79,11 +79,41 @@ def ari(y_true, y_pred) -> float:
 
 
 def scores(y_true, y_pred) -> dict[str, float]:
-  """``acc``, ``nmi`` (arithmetic), ``nmi_geometric`` and ``ari`` at once."""
+  """``acc``, ``nmi`` (arithmetic), ``nmi_geometric`` and ``ari`` at once.
+
+  All four come from one contingency table, so scoring every DEC update of
+  a 70,000-row run costs milliseconds (the tests check each against
+  ``cluster_acc``, ``nmi`` and ``ari``).
+  """
   y_true = validation.check_labels(y_true, len(np.asarray(y_pred)), name="y_true")
+  table, _, _ = contingency(y_true, y_pred)
+  n = table.sum()
+  rows, cols = scipy.optimize.linear_sum_assignment(table, maximize=True)
+  mi = sklearn.metrics.mutual_info_score(None, None, contingency=table)
+  h_pred = scipy.stats.entropy(table.sum(1))
+  h_true = scipy.stats.entropy(table.sum(0))
+  both = h_pred * h_true
+
+  def nmi_from(norm):  # scikit-learn's conventions for one-cluster labelings
+    if h_pred == 0 and h_true == 0:
+      return 1.0
+    return float(mi / norm) if norm > 0 else 0.0
+
   return {
-      "acc": cluster_acc(y_true, y_pred),
-      "nmi": nmi(y_true, y_pred),
-      "nmi_geometric": nmi(y_true, y_pred, "geometric"),
-      "ari": ari(y_true, y_pred),
+      "acc": float(table[rows, cols].sum() / n),
+      "nmi": nmi_from((h_pred + h_true) / 2),
+      "nmi_geometric": nmi_from(np.sqrt(both)),
+      "ari": _ari_from_table(table),
   }
+
+
+def _ari_from_table(table: np.ndarray) -> float:
+  """Hubert and Arabie's adjusted Rand index from a contingency table."""
+  pairs = lambda a: float(np.sum(a * (a - 1)) / 2)
+  n = table.sum()
+  sum_cells, sum_rows, sum_cols = pairs(table), pairs(table.sum(1)), pairs(table.sum(0))
+  expected = sum_rows * sum_cols / (n * (n - 1) / 2) if n > 1 else 0.0
+  maximum = (sum_rows + sum_cols) / 2
+  if maximum == expected:  # both labelings trivial: scikit-learn returns 1
+    return 1.0
+  return float((sum_cells - expected) / (maximum - expected))

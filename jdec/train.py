@@ -278,7 +278,7 @@ class Stepper:
   def __init__(self, step_fn: StepFn, *, block_steps: int, batch_size: int, stacked: bool,
                placement: "parallel.Placement", data_axis: int | None = None):
     self.stacked, self.placement, self.batch_size = stacked, placement, batch_size
-    self.data_axis = data_axis
+    self.data_axis, self.block_steps = data_axis, block_steps
     if placement.stream:  # the batches sent are per run when stacked
       self.piece = min(placement.stream_steps, block_steps)
       self._scan = compile_scan(step_fn, num_steps=None, batch_size=None, stacked=stacked,
@@ -301,19 +301,28 @@ class Stepper:
                             self.placement.put(limit))
       total = np.asarray(parallel.to_host(jnp.sum(m["loss"], axis=-1)), np.float64)
     else:
-      total = np.zeros(limit.shape, np.float64)
       leaves = self._leaves_with_axes(data)
       n = next(a.shape[0] if ax is None else a.shape[1] for a, ax in leaves)
+      # The whole block's rows first, so that gathering the next piece on
+      # the host overlaps the devices' work on this one (nothing below waits
+      # for the devices until the loss is read at the end).
+      rows = np.asarray(_order(key, jnp.asarray(step0, jnp.int32), num_steps=self.block_steps,
+                               n=n, batch_size=self.batch_size, stacked=self.stacked))
+      sums = []
       for start in range(0, int(limit.max(initial=0)), self.piece):
-        rows = np.asarray(_order(key, jnp.asarray(step0 + start, jnp.int32),
-                                 num_steps=self.piece, n=n, batch_size=self.batch_size,
-                                 stacked=self.stacked))
+        piece = rows[..., start:start + self.piece, :]
+        if piece.shape[-2] < self.piece:  # the block's end: pad, the steps are skipped
+          pad = [(0, 0)] * piece.ndim
+          pad[-2] = (0, self.piece - piece.shape[-2])
+          piece = np.pad(piece, pad)
         batches = jax.tree.unflatten(jax.tree.structure(data),
-                                     [self._gather(a, ax, rows) for a, ax in leaves])
+                                     [self._gather(a, ax, piece) for a, ax in leaves])
         state, m = self._scan(state, self.placement.put(batches), key,
                               jnp.asarray(step0 + start, jnp.int32),
                               self.placement.put(np.clip(limit - start, 0, self.piece)))
-        total += np.asarray(parallel.to_host(jnp.sum(m["loss"], axis=-1)), np.float64)
+        sums.append(jnp.sum(m["loss"], axis=-1))
+      total = (np.sum([np.asarray(parallel.to_host(t), np.float64) for t in sums], axis=0)
+               if sums else np.zeros(limit.shape, np.float64))
     with np.errstate(invalid="ignore", divide="ignore"):
       loss = np.where(limit > 0, total / np.maximum(limit, 1), np.nan)
     return state, np.atleast_1d(loss)

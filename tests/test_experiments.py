@@ -99,3 +99,38 @@ def test_mnist_experiment_missing_data_says_how(tmp_path):
 def test_unknown_override_is_rejected(tmp_path):
   proc = run("digits", tmp_path / "run", "--config.dec.update_intervall=3")
   assert proc.returncode != 0 and "update_intervall" in proc.stderr
+
+
+def test_seed_sweep_experiment(tmp_path):
+  proc = run("digits", tmp_path / "sweep", "--config.n_samples=300", "--config.seeds=0,1,2",
+             "--config.stream=true", "--config.stream_steps=3")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  workdir = tmp_path / "sweep"
+  results = json.loads((workdir / "results.json").read_text())
+  assert results["seeds"] == [0, 1, 2] and results["stream"] is True
+  assert [r["seed"] for r in results["per_seed"]] == [0, 1, 2]
+  accs = [r["acc"] for r in results["per_seed"]]
+  assert results["summary"]["acc"]["mean"] == np.mean(accs)
+  assert results["summary"]["acc"]["min"] == min(accs)
+  for seed in (0, 1, 2):
+    for name in ("autoencoder/meta.json", "model/meta.json", "confusion_matrix.png"):
+      assert (workdir / f"seed_{seed}" / name).exists(), (seed, name)
+    one = json.loads((workdir / f"seed_{seed}" / "results.json").read_text())
+    assert RESULT_KEYS <= set(one) and one["seed"] == seed
+  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert {l["seed"] for l in lines if l["phase"] == "pretrain"} == {0, 1, 2}
+  assert "mean" in proc.stdout and "seed 2" in proc.stdout
+
+  # The sweep's seed-1 run is the one-seed run of seed 1.
+  proc = run("digits", tmp_path / "one", "--config.n_samples=300", "--config.seed=1")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  single = json.loads((tmp_path / "one" / "results.json").read_text())
+  assert single["acc"] == results["per_seed"][1]["acc"]
+  assert single["iterations"] == results["per_seed"][1]["iterations"]
+
+
+def test_seed_sweep_refuses_pretrained(tmp_path):
+  proc = run("digits", tmp_path / "run", "--config.seeds=0,1",
+             f"--config.pretrained={tmp_path / 'ae'}")
+  assert proc.returncode != 0 and "cannot be combined with --config.seeds" in proc.stderr
+  assert not (tmp_path / "run").exists()

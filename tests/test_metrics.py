@@ -57,3 +57,16 @@ def test_scores_and_length_mismatch():
                "ari": pytest.approx(1.0)}
   with pytest.raises(ValueError, match="differ in length"):
     metrics.cluster_acc([0, 1], [0, 1, 1])
+
+
+@pytest.mark.parametrize("n_pred, n_true, n", [(10, 10, 5000), (3, 7, 200), (1, 4, 50),
+                                               (5, 1, 50), (1, 1, 20)])
+def test_scores_match_each_metric(n_pred, n_true, n):
+  rng = np.random.default_rng(n_pred * 100 + n_true)
+  y = rng.integers(0, n_true, n) * 3 + 1  # labels need not be 0..k-1
+  p = np.where(rng.random(n) < 0.6, y % max(n_pred, 1), rng.integers(0, n_pred, n))
+  s = metrics.scores(y, p)
+  assert s["acc"] == pytest.approx(metrics.cluster_acc(y, p))
+  assert s["nmi"] == pytest.approx(metrics.nmi(y, p), abs=1e-12)
+  assert s["nmi_geometric"] == pytest.approx(metrics.nmi(y, p, "geometric"), abs=1e-12)
+  assert s["ari"] == pytest.approx(metrics.ari(y, p), abs=1e-12)
