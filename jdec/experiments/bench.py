@@ -65,7 +65,7 @@ def _dense_params(key, widths):
 
 def _mlp(params, x):
   for i, (w, b) in enumerate(params):
-    x = x @ w + b
+    x = x @ w + b[None, :]
     if i < len(params) - 1:
       x = jax.nn.relu(x)
   return x
