@@ -9,11 +9,11 @@ import time
 import numpy as np
 
 
-def _torch():
+def _torch(rows: str = "the PyTorch rows"):
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise ImportError('the PyTorch rows need PyTorch: pip install "jdec[bench]"') from e
+    raise ImportError(f'{rows} need PyTorch: pip install "jdec[bench]"') from e
   return torch
 
 
@@ -113,12 +113,12 @@ def clustpy_epochs(x: np.ndarray, hidden_dims, *, batch_size: int, n_clusters: i
   1.0 diverges to NaN, which its k-means refuses; the learning rate does
   not change the time per epoch.
   """
-  torch = _torch()
+  torch = _torch("the ClustPy rows")
   try:
     from clustpy.deep import DEC  # pylint: disable=g-import-not-at-top
     from clustpy.deep.neural_networks import FeedforwardAutoencoder  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise ImportError('the ClustPy row needs ClustPy: pip install "jdec[bench]"') from e
+    raise ImportError('the ClustPy rows need ClustPy: pip install "jdec[bench]"') from e
   layers = [x.shape[1], *hidden_dims]
 
   def fit_seconds(pretrain_epochs, clustering_epochs):
