@@ -149,18 +149,6 @@ def summarize(scores: list[dict]) -> dict:
   return out
 
 
-def _check_seeds(seeds) -> list[int]:
-  try:
-    seeds = [int(s) for s in seeds]
-  except (TypeError, ValueError):
-    raise ValueError(f"seeds must be a list of integers, got {seeds!r}") from None
-  if not seeds:
-    raise ValueError("seeds is empty; give at least one seed")
-  if len(set(seeds)) != len(seeds):
-    raise ValueError(f"seeds must be distinct, got {seeds}")
-  return seeds
-
-
 def fit(
     x,
     n_clusters: int,
@@ -212,7 +200,7 @@ def fit(
   cfg = resolve_config(recipe, config)
   stacked = seeds is not None
   if stacked:
-    seeds = _check_seeds(seeds)
+    seeds = validation.check_seeds(seeds)
     if ae_params is not None:
       raise ValueError("ae_params cannot be combined with seeds: a sweep pretrains one "
                        "autoencoder per seed; drop ae_params or fit one seed")

@@ -75,3 +75,16 @@ def check_labels(y, n: int, name: str = "y") -> np.ndarray:
     else:
       raise TypeError(f"{name} must hold integer class labels, got dtype {arr.dtype}")
   return arr.astype(np.int64, copy=False)
+
+
+def check_seeds(seeds) -> list[int]:
+  """A non-empty list of distinct integer seeds, or a ValueError saying what is wrong."""
+  try:
+    seeds = [int(s) for s in seeds]
+  except (TypeError, ValueError):
+    raise ValueError(f"seeds must be a list of integers, got {seeds!r}") from None
+  if not seeds:
+    raise ValueError("seeds is empty; give at least one seed")
+  if len(set(seeds)) != len(seeds):
+    raise ValueError(f"seeds must be distinct, got {seeds}")
+  return seeds

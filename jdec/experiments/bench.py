@@ -28,11 +28,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags
 
 import jdec
 from jdec import cluster, data, dec, models, parallel, pretrain, train
-from jdec.experiments import peers
+from jdec.experiments import peers, runner
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -297,16 +296,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main():
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-
-  flags.DEFINE_string("workdir", "experiments/results", "Where the results file goes.")
-  config_flags.DEFINE_config_dict("config", get_config())
-  def entry(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    run(flags.FLAGS.config, flags.FLAGS.workdir)
-
-  app.run(entry)
+  runner.cli(get_config, run, default_workdir="experiments/results")
 
 
 if __name__ == "__main__":

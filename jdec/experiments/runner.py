@@ -20,7 +20,7 @@ import numpy as np
 from ml_collections import config_dict
 
 import jdec
-from jdec import api, checkpoint, data, metrics, parallel, plots, recipes
+from jdec import api, checkpoint, data, metrics, parallel, plots, recipes, validation
 
 RECIPE_SECTIONS = ("model", "input_scaling", "pretrain", "kmeans", "dec")
 
@@ -103,7 +103,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   overrides = {k: config[k] for k in RECIPE_SECTIONS}
   recipe = api.resolve_config(config.recipe, overrides)
-  seeds = api._check_seeds(config.seeds) if config.seeds else None  # pylint: disable=protected-access
+  seeds = validation.check_seeds(config.seeds) if config.seeds else None
   if seeds and config.pretrained:
     raise ValueError("--config.pretrained cannot be combined with --config.seeds: a sweep "
                      "pretrains one autoencoder per seed")
@@ -230,16 +230,21 @@ def main(config: ml_collections.ConfigDict, workdir) -> dict:
     raise SystemExit(f"error: {message}\n(set JDEC_TRACEBACK=1 to see where it came from)") from None
 
 
-def cli(get_config) -> None:
-  """The command line of an experiment: ``--workdir DIR`` plus ``--config.*`` overrides."""
-  flags.DEFINE_string("workdir", None, "Directory for config, metrics, checkpoints, results.")
-  flags.mark_flag_as_required("workdir")
+def cli(get_config, run_fn=None, default_workdir: str | None = None) -> None:
+  """The command line of an experiment: ``--workdir DIR`` plus ``--config.*`` overrides.
+
+  ``run_fn(config, workdir)`` does the work (default: ``main``, a training
+  run); without ``default_workdir`` the ``--workdir`` flag is required.
+  """
+  flags.DEFINE_string("workdir", default_workdir, "Directory for the run's files.")
+  if default_workdir is None:
+    flags.mark_flag_as_required("workdir")
   config_flags.DEFINE_config_dict("config", get_config())
 
   def entry(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    main(flags.FLAGS.config, flags.FLAGS.workdir)
+    (run_fn or main)(flags.FLAGS.config, flags.FLAGS.workdir)
 
   app.run(entry)
 

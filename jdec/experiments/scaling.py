@@ -31,9 +31,9 @@ import time
 import jax
 import ml_collections
 import numpy as np
-from absl import app, flags
 
 from jdec import cluster, models, parallel, pretrain, train
+from jdec.experiments import runner
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -113,22 +113,16 @@ def run(cfg, workdir) -> list[dict]:
   return rows
 
 
+def _run_or_measure(cfg, workdir) -> None:
+  if cfg.one:  # the child process of one case: its numbers on stdout
+    n, mode = cfg.one.split(",")
+    print(json.dumps(measure(int(n), mode, cfg)))
+  else:
+    run(cfg, workdir)
+
+
 def main():
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-
-  flags.DEFINE_string("workdir", "experiments/results", "Where the results file goes.")
-  config_flags.DEFINE_config_dict("config", get_config())
-
-  def entry(argv):
-    del argv
-    cfg = flags.FLAGS.config
-    if cfg.one:
-      n, mode = cfg.one.split(",")
-      print(json.dumps(measure(int(n), mode, cfg)))
-    else:
-      run(cfg, flags.FLAGS.workdir)
-
-  app.run(entry)
+  runner.cli(get_config, _run_or_measure, default_workdir="experiments/results")
 
 
 if __name__ == "__main__":
