@@ -72,10 +72,12 @@ def resolve_config(recipe: str, config=None) -> ml_collections.ConfigDict:
 
 
 def pretrain_autoencoder(key, x_dev, model, cfg, *, log_fn=None, progress=True,
-                         placement=None):
+                         placement=None, checkpoints=None):
   """Initialises and pretrains ``model`` on ``x_dev`` as ``cfg.pretrain`` says.
 
-  ``key`` is one key, or ``[S]`` keys to pretrain S autoencoders at once.
+  ``key`` is one key, or ``[S]`` keys to pretrain S autoencoders at once;
+  ``checkpoints`` (a ``jdec.checkpoint.Progress``) makes end-to-end
+  pretraining resumable.
   """
   stacked = key.ndim == 1
   init_key, data_key = (jax.vmap(jax.random.split, out_axes=1)(key) if stacked
@@ -88,8 +90,12 @@ def pretrain_autoencoder(key, x_dev, model, cfg, *, log_fn=None, progress=True,
   if p.method == "end_to_end":
     return pretrain.pretrain_end_to_end(
         data_key, x_dev, model, params, num_epochs=p.num_epochs, batch_size=batch_size,
-        learning_rate=p.learning_rate, momentum=p.momentum, **common,
+        learning_rate=p.learning_rate, momentum=p.momentum, checkpoints=checkpoints,
+        **common,
     )
+  if checkpoints is not None and p.method == "layerwise":
+    raise ValueError("resumable pretraining (checkpoints) works with pretrain.method="
+                     "'end_to_end' only; 'layerwise' runs from the start")
   if p.method == "layerwise":
     return pretrain.pretrain_layerwise(
         data_key, x_dev, model, params, layer_steps=p.layer_steps,
@@ -163,6 +169,7 @@ def fit(
     on_pretrained: Callable[[Any], None] | None = None,
     progress: bool = True,
     placement: parallel.Placement | None = None,
+    checkpoints=None,
 ):
   """Pretrains an autoencoder, initialises centres by k-means and runs DEC.
 
@@ -189,6 +196,11 @@ def fit(
     progress: show progress bars.
     placement: devices and data placement (``jdec.parallel.Placement``);
       default: data parallel over all devices, data kept on them.
+    checkpoints: a ``jdec.checkpoint.Progress`` to save pretraining every
+      few epochs and resume it from there after an interruption (the same
+      data, seeds and settings give the same result as an uninterrupted run;
+      ``timings["pretrain"]`` then includes the earlier runs' seconds).
+      End-to-end pretraining only.
 
   Returns:
     A ``FitResult``, or a ``SweepResult`` when ``seeds`` is given.
@@ -222,14 +234,17 @@ def fit(
   if ae_params is None:
     ae_params, history["pretrain"] = pretrain_autoencoder(
         pretrain_key, x_dev, model, cfg, log_fn=run_log, progress=progress,
-        placement=placement)
+        placement=placement, checkpoints=checkpoints)
     if on_pretrained:
       on_pretrained(ae_params)
+  elif checkpoints is not None:
+    raise ValueError("checkpoints resume pretraining; with ae_params there is none to run")
   else:
     _check_ae_params(ae_params, model, x.shape[1])
     ae_params = placement.put(ae_params)
   jax.block_until_ready(ae_params)
-  timings["pretrain"] = time.perf_counter() - t0
+  timings["pretrain"] = time.perf_counter() - t0 + (
+      checkpoints.resumed_wall_s if checkpoints is not None else 0.0)
 
   t0 = time.perf_counter()
   z = _embed_all(model, ae_params, x_dev, placement, stacked)

@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
@@ -41,3 +42,77 @@ def load(path) -> tuple[dict, dict]:
   except Exception as e:  # orbax raises many types; name the file instead
     raise CheckpointError(f"cannot restore the parameters in {path / 'params'}: {e}") from e
   return params, meta
+
+
+class Progress:
+  """Periodic checkpoints of a training phase, so that a stopped run resumes.
+
+  Wraps an orbax ``CheckpointManager`` in ``directory``: every ``every``
+  epochs (and at the last one) it saves the train state (parameters,
+  optimiser state, step) with the seconds trained so far, keeping only the
+  latest. Since batches and noise are pure functions of the key and the step
+  number, a run resumed from epoch ``e`` continues exactly as the
+  uninterrupted run would have.
+
+  Args:
+    directory: where the checkpoints live (created when missing).
+    every: epochs between checkpoints, ``>= 1``.
+  """
+
+  def __init__(self, directory, every: int):
+    if every < 1:
+      raise ValueError(f"checkpoints must be taken every >= 1 epochs, got {every}")
+    self.directory = pathlib.Path(directory).expanduser().absolute()
+    self.every = every
+    self.resumed_epoch, self.resumed_wall_s = 0, 0.0  # set by ``restore``
+    self._manager = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=1))
+
+  def latest_epoch(self) -> int | None:
+    """The epoch of the newest complete checkpoint, or ``None``."""
+    return self._manager.latest_step()
+
+  def restore(self, template) -> tuple[int, Any, float]:
+    """``(epoch, state, wall_s)`` from the newest checkpoint, or ``(0, template, 0.0)``.
+
+    ``template`` is a freshly created state of the same model, optimiser and
+    placement; the restored arrays take its structure and shardings.
+    """
+    epoch = self.latest_epoch()
+    if epoch is None:
+      return 0, template, 0.0
+    abstract = _savable(template)
+    try:
+      restored = self._manager.restore(epoch, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract), info=ocp.args.JsonRestore()))
+    except Exception as e:  # orbax raises many types; name the folder instead
+      raise CheckpointError(
+          f"cannot resume from the checkpoint of epoch {epoch} in {self.directory}: it does "
+          f"not fit this model and optimiser ({type(e).__name__}: {e})") from e
+    self.resumed_epoch, self.resumed_wall_s = epoch, float(restored.info["wall_s"])
+    return epoch, template.replace(**restored.state), self.resumed_wall_s
+
+  def save(self, epoch: int, state, wall_s: float, *, final: bool = False) -> bool:
+    """Saves ``state`` as of ``epoch`` when it is due (every ``every``) or ``final``.
+
+    The arrays are copied before this returns (the caller may donate
+    ``state`` right after); writing them finishes in the background.
+    """
+    if not final and epoch % self.every:
+      return False
+    if self._manager.latest_step() == epoch:
+      return False
+    self._manager.save(epoch, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(jax.tree.map(lambda a: a.copy(), _savable(state))),
+        info=ocp.args.JsonSave({"epoch": epoch, "wall_s": wall_s})))
+    return True
+
+  def close(self):
+    """Waits for the last save to be written."""
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+def _savable(state) -> dict:
+  """The parts of a ``TrainState`` that change in training."""
+  return {"step": state.step, "params": state.params, "opt_state": state.opt_state}

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import tqdm
 
-from jdec import models, parallel, train
+from jdec import checkpoint, models, parallel, train
 
 LogFn = Callable[[dict], None]
 
@@ -34,20 +34,24 @@ def _records(record: dict, loss: np.ndarray, stacked: bool) -> list[dict]:
 
 
 def _run(state, step_fn, data, key, *, num_steps, batch_size, steps_per_call,
-         desc, phase, log_fn, progress, placement, step_name="epoch", data_axis=None):
+         desc, phase, log_fn, progress, placement, step_name="epoch", data_axis=None,
+         start_block=0, wall_s=0.0, on_block=None):
   """Runs ``num_steps`` steps in blocks of ``steps_per_call``, logging each block.
 
   ``key`` is one key, or ``[S]`` keys for S stacked runs (``state`` stacked too).
+  A resumed run starts at block ``start_block`` after ``wall_s`` seconds;
+  ``on_block(blocks_done, state, wall_s)`` is called after every block.
   """
-  if num_steps == 0:
+  if num_steps == 0 or start_block * steps_per_call >= num_steps:
     return state, []
   stacked = key.ndim == 1
   stepper = train.Stepper(step_fn, block_steps=steps_per_call, batch_size=batch_size,
                           stacked=stacked, placement=placement, data_axis=data_axis)
   runs = key.shape[0] if stacked else 1
   calls = -(-num_steps // steps_per_call)
-  history, start = [], time.perf_counter()
-  for c in tqdm.trange(calls, desc=desc, disable=not progress, leave=False):
+  history, start = [], time.perf_counter() - wall_s
+  for c in tqdm.trange(start_block, calls, initial=start_block, total=calls, desc=desc,
+                       disable=not progress, leave=False):
     step0 = c * steps_per_call
     limit = min(steps_per_call, num_steps - step0)
     state, loss = stepper(state, data, key, step0, np.full((runs,) if stacked else (), limit))
@@ -58,6 +62,8 @@ def _run(state, step_fn, data, key, *, num_steps, batch_size, steps_per_call,
       history.append(r)
       if log_fn:
         log_fn(r)
+    if on_block:
+      on_block(c + 1, state, record["wall_s"])
   return state, history
 
 
@@ -74,6 +80,7 @@ def pretrain_end_to_end(
     log_fn: LogFn | None = None,
     progress: bool = True,
     placement: parallel.Placement | None = None,
+    checkpoints: checkpoint.Progress | None = None,
 ) -> tuple[dict, list[dict]]:
   """Trains the whole autoencoder on the reconstruction MSE (DEC-keras recipe).
 
@@ -88,6 +95,9 @@ def pretrain_end_to_end(
       each epoch (and ``"run"``, the run's index, when stacked).
     progress: show a tqdm bar.
     placement: devices and data placement (default: all devices, data on them).
+    checkpoints: saves the state every ``checkpoints.every`` epochs and at the
+      end; when it already holds one, training resumes from it (the history
+      then starts after the restored epoch).
 
   Returns:
     The trained parameters and the per-epoch history.
@@ -97,12 +107,28 @@ def pretrain_end_to_end(
       apply_fn=model.apply, params=params, tx=train.sgd(learning_rate, momentum),
       stacked=key.ndim == 1))
   steps_per_epoch = x.shape[0] // batch_size
-  state, history = _run(
-      state, train.reconstruction_step, x, key,
-      num_steps=num_epochs * steps_per_epoch, batch_size=batch_size,
-      steps_per_call=steps_per_epoch, desc="pretrain", phase="pretrain",
-      log_fn=log_fn, progress=progress, placement=placement,
-  )
+  epoch, wall_s, on_block = 0, 0.0, None
+  try:
+    if checkpoints:
+      epoch, state, wall_s = checkpoints.restore(state)
+      if epoch > num_epochs:
+        raise checkpoint.CheckpointError(
+            f"{checkpoints.directory} holds epoch {epoch}, past this run's {num_epochs} "
+            "epochs; resume with the settings it was saved with")
+      on_block = lambda e, s, w: checkpoints.save(e, s, w, final=e == num_epochs)
+    state, history = _run(
+        state, train.reconstruction_step, x, key,
+        num_steps=num_epochs * steps_per_epoch, batch_size=batch_size,
+        steps_per_call=steps_per_epoch, desc="pretrain", phase="pretrain",
+        log_fn=log_fn, progress=progress, placement=placement,
+        start_block=epoch, wall_s=wall_s, on_block=on_block,
+    )
+    if checkpoints:
+      checkpoints.save(num_epochs, state, history[-1]["wall_s"] if history else wall_s,
+                       final=True)
+  finally:
+    if checkpoints:
+      checkpoints.close()
   return state.params, history
 
 

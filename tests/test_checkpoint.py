@@ -25,3 +25,66 @@ def test_round_trip_and_no_overwrite(tmp_path):
 def test_not_a_checkpoint(tmp_path):
   with pytest.raises(checkpoint.CheckpointError, match="not a jdec checkpoint"):
     checkpoint.load(tmp_path)
+
+
+class Interrupted(Exception):
+  """Stands for a run killed mid-pretraining."""
+
+
+def _digits():
+  from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
+  return load_digits().data[:400].astype(np.float32) / 16
+
+
+CONFIG = {"pretrain": {"num_epochs": 5, "batch_size": 32}, "dec": {"maxiter": 40},
+          "model": {"hidden_dims": [32, 16, 6]}, "kmeans": {"n_init": 2}}
+
+
+def test_interrupted_pretraining_resumes_exactly(tmp_path):
+  import jdec  # pylint: disable=import-outside-toplevel
+  x = _digits()
+  whole = jdec.fit(x, 10, config=CONFIG, progress=False)
+
+  def stop_at_epoch_4(record):
+    if record.get("epoch") == 4:  # after epoch 4's steps, before its checkpoint
+      raise Interrupted
+
+  with pytest.raises(Interrupted):
+    jdec.fit(x, 10, config=CONFIG, progress=False, log_fn=stop_at_epoch_4,
+             checkpoints=checkpoint.Progress(tmp_path / "ck", every=3))
+  progress = checkpoint.Progress(tmp_path / "ck", every=3)
+  assert progress.latest_epoch() == 3
+  resumed = jdec.fit(x, 10, config=CONFIG, progress=False, checkpoints=progress)
+  assert progress.resumed_epoch == 3 and progress.resumed_wall_s > 0
+  assert [h["epoch"] for h in resumed.history["pretrain"]] == [4, 5]
+  for a, b in zip(jax.tree.leaves(whole.ae_params), jax.tree.leaves(resumed.ae_params)):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  np.testing.assert_array_equal(whole.labels, resumed.labels)
+  assert whole.iterations == resumed.iterations
+  # The final epoch is saved and is the only one kept.
+  assert checkpoint.Progress(tmp_path / "ck", every=3).latest_epoch() == 5
+  assert sorted(p.name for p in (tmp_path / "ck").iterdir() if p.name.isdigit()) == ["5"]
+
+
+def test_resume_refuses_another_model(tmp_path):
+  import jdec  # pylint: disable=import-outside-toplevel
+  x = _digits()
+  jdec.fit(x, 10, config=CONFIG, progress=False,
+           checkpoints=checkpoint.Progress(tmp_path / "ck", every=2))
+  other = {**CONFIG, "model": {"hidden_dims": [32, 16, 4]}}
+  with pytest.raises(checkpoint.CheckpointError, match="does not fit this model"):
+    jdec.fit(x, 10, config=other, progress=False,
+             checkpoints=checkpoint.Progress(tmp_path / "ck", every=2))
+  longer_done = {**CONFIG, "pretrain": {"num_epochs": 3, "batch_size": 32}}
+  with pytest.raises(checkpoint.CheckpointError, match="past this run's 3 epochs"):
+    jdec.fit(x, 10, config=longer_done, progress=False,
+             checkpoints=checkpoint.Progress(tmp_path / "ck", every=2))
+
+
+def test_progress_bad_settings(tmp_path):
+  import jdec  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ValueError, match="every >= 1 epochs"):
+    checkpoint.Progress(tmp_path / "ck", every=0)
+  with pytest.raises(ValueError, match="end_to_end' only"):
+    jdec.fit(_digits(), 10, recipe="paper", progress=False,
+             checkpoints=checkpoint.Progress(tmp_path / "ck", every=2))

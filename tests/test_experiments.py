@@ -6,7 +6,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
+from jdec import checkpoint
+from jdec.experiments import digits, runner
 from test_data import write_mnist
 
 TINY = [
@@ -76,7 +79,7 @@ def test_mnist_experiment_local_files_and_reuse(tmp_path):
   # A finished work directory is never overwritten.
   before = (tmp_path / "run1" / "results.json").read_text()
   proc = run("mnist", tmp_path / "run1", f"--config.data_dir={tmp_path / 'data'}")
-  assert proc.returncode != 0 and "already holds a run" in proc.stderr
+  assert proc.returncode != 0 and "already holds a finished run" in proc.stderr
   assert (tmp_path / "run1" / "results.json").read_text() == before
 
 
@@ -134,3 +137,60 @@ def test_seed_sweep_refuses_pretrained(tmp_path):
              f"--config.pretrained={tmp_path / 'ae'}")
   assert proc.returncode != 0 and "cannot be combined with --config.seeds" in proc.stderr
   assert not (tmp_path / "run").exists()
+
+
+class Interrupted(Exception):
+  """Stands for a run killed right after a pretraining checkpoint."""
+
+
+def tiny_sweep_config(**changes):
+  config = digits.get_config()
+  config.update_from_flattened_dict({
+      "progress": False, "n_samples": 300, "seeds": (0, 1), "checkpoint_every": 2,
+      "pretrain.num_epochs": 6, "pretrain.batch_size": 32, "dec.batch_size": 32,
+      "dec.maxiter": 30, "dec.update_interval": 10, "kmeans.n_init": 2,
+      "model.hidden_dims": (32, 32, 10), **changes})
+  return config
+
+
+def test_interrupted_sweep_resumes_to_the_same_result(tmp_path, monkeypatch):
+  full = runner.run(tiny_sweep_config(), tmp_path / "full")
+  assert not (tmp_path / "full" / "checkpoints").exists()  # removed once finished
+
+  save = checkpoint.Progress.save
+
+  def save_then_stop(self, epoch, *args, **kwargs):
+    saved = save(self, epoch, *args, **kwargs)
+    if epoch == 4:
+      raise Interrupted
+    return saved
+
+  cut = tmp_path / "cut"
+  with monkeypatch.context() as patch:
+    patch.setattr(checkpoint.Progress, "save", save_then_stop)
+    with pytest.raises(Interrupted):
+      runner.run(tiny_sweep_config(), cut)
+  assert not (cut / "results.json").exists()
+  before = (cut / "metrics.jsonl").read_text()
+
+  # Neither a plain rerun nor a resume with other settings touches it.
+  with pytest.raises(FileExistsError, match="--config.resume=True"):
+    runner.run(tiny_sweep_config(), cut)
+  with pytest.raises(ValueError, match="dec"):
+    runner.run(tiny_sweep_config(resume=True, **{"dec.tol": 0.5}), cut)
+  assert (cut / "metrics.jsonl").read_text() == before
+
+  resumed = runner.run(tiny_sweep_config(resume=True, progress=True), cut)
+  assert resumed["resumed_from_epoch"] == 4
+  for a, b in zip(full["per_seed"], resumed["per_seed"]):
+    assert (a["seed"], a["iterations"]) == (b["seed"], b["iterations"])
+    assert a["acc"] == pytest.approx(b["acc"], abs=1e-6)
+    assert a["ae_kmeans_acc"] == pytest.approx(b["ae_kmeans_acc"], abs=1e-6)
+  lines = [json.loads(l) for l in (cut / "metrics.jsonl").read_text().splitlines()]
+  for seed in (0, 1):  # each epoch logged once, the first four from before the cut
+    assert [l["epoch"] for l in lines
+            if l["phase"] == "pretrain" and l["seed"] == seed] == [1, 2, 3, 4, 5, 6]
+  assert (cut / "metrics-before-resume-1.jsonl").read_text() == before
+  assert not (cut / "checkpoints").exists()
+  for seed in (0, 1):
+    assert (cut / f"seed_{seed}" / "model" / "meta.json").exists()

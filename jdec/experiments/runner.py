@@ -3,13 +3,18 @@
 A work directory ends up holding ``config.json``, ``metrics.jsonl`` (one line
 per log point, written as it happens), ``autoencoder/`` (the pretrained
 autoencoder, reusable with ``--config.pretrained``), ``model/`` (the trained
-clustering model), ``confusion_matrix.png`` and ``results.json``.
+clustering model), ``confusion_matrix.png`` and ``results.json``, plus
+``kmeans_raw.json`` (the raw-input baseline). While pretraining it holds
+``checkpoints/pretrain/`` (every ``checkpoint_every`` epochs), from which
+``--config.resume=True`` continues an interrupted run; the folder is removed
+once the run has finished.
 """
 
 import json
 import os
 import pathlib
 import platform
+import shutil
 import time
 
 import jax
@@ -52,18 +57,77 @@ def base_config(dataset: str, n_clusters: int) -> ml_collections.ConfigDict:
   config.progress = True
   config.stream = False  # keep the data on the host and send batches (large data)
   config.stream_steps = 64  # steps per block sent when streaming
+  config.checkpoint_every = 10  # pretraining epochs between checkpoints (0: none)
+  config.resume = False  # continue the unfinished run in --workdir (or start one)
   return config
 
 
-def _prepare_workdir(workdir) -> pathlib.Path:
+# Settings that may change when a run is resumed: they do not affect its result.
+RESUMABLE_CHANGES = ("resume", "progress")
+PRETRAIN_CHECKPOINTS = pathlib.Path("checkpoints") / "pretrain"
+
+
+def _as_json(value):
+  return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _prepare_workdir(workdir, config) -> tuple[pathlib.Path, bool]:
+  """The work directory, made ready; ``True`` when it holds a run to continue."""
   workdir = pathlib.Path(workdir).expanduser().absolute()
-  if (workdir / "results.json").exists() or (workdir / "autoencoder").exists():
+  if (workdir / "results.json").exists():
+    hint = (f" (reuse its autoencoder with --config.pretrained={workdir / 'autoencoder'})"
+            if (workdir / "autoencoder").exists() else "")
+    raise FileExistsError(f"{workdir} already holds a finished run; pick a new "
+                          f"--workdir{hint}")
+  started = (workdir / "config.json").exists()
+  if started and not config.resume:
     raise FileExistsError(
-        f"{workdir} already holds a run; pick a new --workdir (reuse its "
-        f"autoencoder with --config.pretrained={workdir / 'autoencoder'})"
-    )
+        f"{workdir} holds an unfinished run; continue it with --config.resume=True "
+        "(same settings), or pick a new --workdir")
+  if not started and (workdir / "autoencoder").exists():
+    raise FileExistsError(f"{workdir} already holds an autoencoder; pick a new --workdir")
+  if started:
+    saved = json.loads((workdir / "config.json").read_text())["experiment"]
+    now = _as_json(config.to_dict())
+    changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES
+                     and saved.get(k) != now.get(k))
+    if changed:
+      raise ValueError(
+          f"cannot resume the run in {workdir}: these settings differ from the ones it "
+          f"started with: {', '.join(changed)} (saved: "
+          f"{ {k: saved.get(k) for k in changed} }); resume with the same settings")
   workdir.mkdir(parents=True, exist_ok=True)
-  return workdir
+  return workdir, started
+
+
+def _progress(config, recipe, workdir) -> "checkpoint.Progress | None":
+  """Periodic pretraining checkpoints in the work directory, when they apply."""
+  if config.checkpoint_every < 0:
+    raise ValueError(f"checkpoint_every must be >= 0 epochs, got {config.checkpoint_every}")
+  if not config.checkpoint_every or config.pretrained or recipe.pretrain.method != "end_to_end":
+    return None
+  return checkpoint.Progress(workdir / PRETRAIN_CHECKPOINTS, config.checkpoint_every)
+
+
+def _restart_metrics(workdir, epoch: int):
+  """Keeps the records of the work the resumed run will not redo.
+
+  The old file is kept whole as ``metrics-before-resume-<i>.jsonl``.
+  """
+  path = workdir / "metrics.jsonl"
+  if not path.exists():
+    return
+  i = 1
+  while (workdir / f"metrics-before-resume-{i}.jsonl").exists():
+    i += 1
+  old = path.rename(workdir / f"metrics-before-resume-{i}.jsonl")
+  keep = []
+  for line in old.read_text().splitlines():
+    record = json.loads(line)
+    if record.get("phase") == "kmeans_raw" or (
+        record.get("phase") == "pretrain" and record.get("epoch", 0) <= epoch):
+      keep.append(line + "\n")
+  path.write_text("".join(keep))
 
 
 def _load(config) -> tuple[np.ndarray, np.ndarray]:
@@ -115,10 +179,12 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
           "compute_dtype": recipe.model.compute_dtype, "dataset": config.dataset,
           "seed": config.seed}
   ae_params = _load_pretrained(config.pretrained, meta) if config.pretrained else None
-  workdir = _prepare_workdir(workdir)
-  (workdir / "config.json").write_text(json.dumps(
-      {"experiment": config.to_dict(), "resolved": recipe.to_dict(),
-       "n_samples": int(x.shape[0])}, indent=2, sort_keys=True, default=str))
+  workdir, resuming = _prepare_workdir(workdir, config)
+  progress = _progress(config, recipe, workdir)
+  if not resuming:
+    (workdir / "config.json").write_text(json.dumps(
+        {"experiment": config.to_dict(), "resolved": recipe.to_dict(),
+         "n_samples": int(x.shape[0])}, indent=2, sort_keys=True, default=str))
   results = {"dataset": config.dataset, "recipe": config.recipe,
              "n_samples": int(x.shape[0]), "n_clusters": config.n_clusters,
              "stream": config.stream}
@@ -126,20 +192,30 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     results["seeds"] = seeds
   else:
     results["seed"] = config.seed
+  if resuming:
+    results["resumed_from_epoch"] = (progress.latest_epoch() or 0) if progress else 0
+    _restart_metrics(workdir, results["resumed_from_epoch"])
+
+  def save(path, params, meta_):
+    # A resumed run may find what the interrupted one already saved: the same
+    # settings and seed made it, so it is kept, not overwritten.
+    if not (resuming and path.exists()):
+      checkpoint.save(path, params, meta_)
+
   if config.pretrained:
     results["pretrained_from"] = str(config.pretrained)
-    checkpoint.save(workdir / "autoencoder", ae_params, meta)  # keep it with this run
+    save(workdir / "autoencoder", ae_params, meta)  # keep it with this run
 
   def seed_dir(seed):
     return workdir / f"seed_{seed}" if seeds else workdir
 
   def save_pretrained(params):
     if not seeds:
-      checkpoint.save(workdir / "autoencoder", params, meta)
+      save(workdir / "autoencoder", params, meta)
       return
     for i, seed in enumerate(seeds):
-      checkpoint.save(seed_dir(seed) / "autoencoder", jax.tree.map(lambda a: a[i], params),
-                      {**meta, "seed": seed})
+      save(seed_dir(seed) / "autoencoder", jax.tree.map(lambda a: a[i], params),
+           {**meta, "seed": seed})
 
   with open(workdir / "metrics.jsonl", "a", encoding="utf-8") as metrics_file:
 
@@ -147,28 +223,20 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
       metrics_file.write(json.dumps(record) + "\n")
       metrics_file.flush()
 
-    raw = {}
-    if config.kmeans_raw:
-      for seed in seeds or [config.seed]:
-        t0 = time.perf_counter()
-        km = jdec.kmeans(jax.random.key(seed), x, config.n_clusters, **recipe.kmeans)
-        labels = np.asarray(km.labels)
-        raw[seed] = {"kmeans_raw_acc": metrics.cluster_acc(y, labels),
-                     "kmeans_raw_nmi": metrics.nmi(y, labels),
-                     "time_kmeans_raw_s": time.perf_counter() - t0}
-        log({"phase": "kmeans_raw", "seed": seed, "acc": raw[seed]["kmeans_raw_acc"]})
+    raw = _kmeans_raw(config, recipe, x, y, seeds, workdir, log) if config.kmeans_raw else {}
     fitted = jdec.fit(
         x, config.n_clusters, recipe=config.recipe, config=overrides,
         seed=config.seed, seeds=seeds, y=y, ae_params=ae_params, log_fn=log,
         progress=config.progress, on_pretrained=save_pretrained, placement=placement,
+        checkpoints=progress,
     )
   system = _system()
   per_seed = []
   for seed, result in zip(seeds or [config.seed], fitted.results if seeds else [fitted]):
     folder = seed_dir(seed)
-    checkpoint.save(folder / "model", result.state.params,
-                    {**meta, "seed": seed, "n_clusters": config.n_clusters,
-                     "alpha": recipe.model.alpha, "input_scale": result.input_scale})
+    save(folder / "model", result.state.params,
+         {**meta, "seed": seed, "n_clusters": config.n_clusters,
+          "alpha": recipe.model.alpha, "input_scale": result.input_scale})
     plots.save_confusion_matrix(folder / "confusion_matrix.png", y, result.labels,
                                 title=f"{config.dataset} {config.recipe} seed {seed}")
     one = {**{k: v for k, v in results.items() if k != "seeds"}, "seed": seed,
@@ -192,7 +260,29 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
         **system})
     print(sweep_table(results))
   (workdir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
+  if progress:  # the autoencoder/ folders hold the same parameters
+    shutil.rmtree(workdir / PRETRAIN_CHECKPOINTS)
+    if not any((workdir / PRETRAIN_CHECKPOINTS.parent).iterdir()):
+      (workdir / PRETRAIN_CHECKPOINTS.parent).rmdir()
   return results
+
+
+def _kmeans_raw(config, recipe, x, y, seeds, workdir, log) -> dict:
+  """k-means on the raw input per seed: the baseline, kept in ``kmeans_raw.json``."""
+  path = workdir / "kmeans_raw.json"
+  if path.exists():  # a resumed run: computed before the interruption
+    return {int(k): v for k, v in json.loads(path.read_text()).items()}
+  raw = {}
+  for seed in seeds or [config.seed]:
+    t0 = time.perf_counter()
+    km = jdec.kmeans(jax.random.key(seed), x, config.n_clusters, **recipe.kmeans)
+    labels = np.asarray(km.labels)
+    raw[seed] = {"kmeans_raw_acc": metrics.cluster_acc(y, labels),
+                 "kmeans_raw_nmi": metrics.nmi(y, labels),
+                 "time_kmeans_raw_s": time.perf_counter() - t0}
+    log({"phase": "kmeans_raw", "seed": seed, "acc": raw[seed]["kmeans_raw_acc"]})
+  path.write_text(json.dumps(raw, indent=2))
+  return raw
 
 
 _SCORED = ("acc", "nmi", "nmi_geometric", "ari", "ae_kmeans_acc", "ae_kmeans_nmi",
