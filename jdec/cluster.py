@@ -71,8 +71,8 @@ def run(
 
   Args:
     key: data-order key, or ``[S]`` keys for S runs trained at once (``state``
-      stacked likewise). Each run stops on its own; a run that has stopped
-      sits out the remaining intervals unchanged.
+      stacked likewise). Each run stops on its own and leaves the stack, so
+      later intervals train (and recompile once for) the runs left.
     state: train state whose ``apply_fn(x)`` returns ``(log_q, z, x_hat)``.
     x: ``[n, d]`` data, placed as ``placement.put_data`` places it.
     batch_size, update_interval, tol, maxiter: DEC settings.
@@ -94,6 +94,12 @@ def run(
                           block_steps=update_interval, batch_size=batch_size,
                           stacked=stacked, placement=placement,
                           data_axis=(None, 0) if stacked else None)
+  # ``order[j]`` is the run at position j of the stack. A run that stops
+  # leaves the stack (its final state is kept aside), so the remaining
+  # intervals compute only the runs still training; each smaller stack
+  # compiles once.
+  order = list(range(runs))
+  final = [None] * runs  # (state, log_q, labels) of each stopped run
   history, last_labels, step = [], None, 0
   loss = np.full(runs, np.nan)
   iterations, stopped_by = [None] * runs, [None] * runs
@@ -102,18 +108,16 @@ def run(
   while True:
     log_q = _log_q(state, x, placement, stacked)
     labels_dev, p = _refresh(log_q)
-    labels = parallel.to_host(labels_dev).reshape(runs, -1)
-    for r in range(runs):
-      if stopped_by[r] is not None:
-        continue
-      delta = 1.0 if last_labels is None else float(np.mean(labels[r] != last_labels[r]))
+    labels = parallel.to_host(labels_dev).reshape(len(order), -1)
+    for j, r in enumerate(order):
+      delta = 1.0 if last_labels is None else float(np.mean(labels[j] != last_labels[j]))
       record = {"phase": "dec", "iteration": step, "delta_label": delta,
-                "loss": None if np.isnan(loss[r]) else float(loss[r]),
+                "loss": None if np.isnan(loss[j]) else float(loss[j]),
                 "wall_s": time.perf_counter() - start}
       if stacked:
         record["run"] = r
       if y is not None:
-        record.update(metrics.scores(y, labels[r]))
+        record.update(metrics.scores(y, labels[j]))
       history.append(record)
       if log_fn:
         log_fn(record)
@@ -124,16 +128,26 @@ def run(
     if not stacked:
       bar.set_postfix(delta=f"{record['delta_label']:.4f}",
                       **({"acc": f"{record['acc']:.4f}"} if y is not None else {}))
-    active = np.array([s is None for s in stopped_by])
-    if not active.any():
-      break
+      if stopped_by[0] is not None:
+        break
+    else:
+      keep = [j for j, r in enumerate(order) if stopped_by[r] is None]
+      if len(keep) < len(order):
+        for j, r in enumerate(order):
+          if stopped_by[r] is not None:
+            final[r] = (jax.tree.map(lambda a, j=j: a[j], state), log_q[j], labels[j])
+        if not keep:
+          break
+        pick = np.asarray(keep)
+        state, key, p = jax.tree.map(lambda a: a[pick], (state, key, p))
+        labels, order = labels[pick], [order[j] for j in keep]
     limit = min(update_interval, maxiter - step)
     data = (x, parallel.to_host(p) if placement.stream else p)
     state, loss = stepper(state, data, key, step,
-                          np.where(active, limit, 0) if stacked else limit)
-    bad = [r for r in range(runs) if active[r] and not np.isfinite(loss[r])]
+                          np.full(len(order), limit) if stacked else limit)
+    bad = [j for j in range(len(order)) if not np.isfinite(loss[j])]
     if bad:
-      run_name = f" in run {bad[0]}" if stacked else ""
+      run_name = f" in run {order[bad[0]]}" if stacked else ""
       raise FloatingPointError(
           f"the DEC loss became {loss[bad[0]]}{run_name} at iteration {step}; "
           "lower dec.learning_rate")
@@ -144,5 +158,7 @@ def run(
   if not stacked:
     return state, history, {"labels": labels[0], "log_q": log_q,
                             "iterations": iterations[0], "stopped_by": stopped_by[0]}
-  return state, history, {"labels": labels, "log_q": log_q,
-                          "iterations": iterations, "stopped_by": stopped_by}
+  states, log_qs, labels = zip(*final)
+  return (jax.tree.map(lambda *a: jnp.stack(a), *states), history,
+          {"labels": np.stack(labels), "log_q": jnp.stack(log_qs),
+           "iterations": iterations, "stopped_by": stopped_by})

@@ -97,8 +97,8 @@ def scan_steps(
       ``fold_in(fold_in(key, 1), t)`` is step ``t``'s key.
     step0: first global step (a traced int, so changing it never recompiles).
     limit: number of steps to actually take, ``<= num_steps``; later steps
-      leave the state unchanged (so a last, shorter interval needs no recompile,
-      and a run that has stopped can sit out a vmapped sweep).
+      leave the state unchanged (so a last, shorter interval needs no
+      recompile, and stacked runs may take different numbers of steps).
     num_steps: static scan length.
     batch_size: static batch size.
     batch_sharding: where each batch lives, e.g. split over a mesh's data

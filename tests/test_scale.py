@@ -64,6 +64,32 @@ def test_sweep_runs_stop_on_their_own(sweep):
     assert len([h for h in records if h["phase"] == "pretrain" and h["seed"] == seed]) == 6
 
 
+def test_stopped_seeds_leave_the_stack(digits, sweep, monkeypatch):
+  x, y = digits
+  made, limits = _capture_steppers(monkeypatch), []
+  call = train.Stepper.__call__
+
+  def recording(self, state, data, key, step0, limit):
+    if isinstance(data, tuple):  # the DEC phase: (x, p)
+      limits.append(np.asarray(limit).tolist())
+    return call(self, state, data, key, step0, limit)
+
+  monkeypatch.setattr(train.Stepper, "__call__", recording)
+  r = jdec.fit(x, 10, config=SMALL, seeds=SEEDS, y=y, progress=False)
+  # No interval trains a seed that has stopped: every seed in the stack steps.
+  assert all(min(l) > 0 for l in limits), limits
+  sizes = [len(l) for l in limits]
+  assert sizes == sorted(sizes, reverse=True) and sizes[0] == 3 and sizes[-1] < 3
+  # The i-th longest run is in every interval whose stack holds more than i runs.
+  steps = [sum(l[0] for l in limits if len(l) > i) for i in range(3)]
+  assert sorted(steps) == sorted(res.iterations for res in r.results)
+  # One compiled DEC program per stack size, and the same result as before.
+  assert made[-1]._scan._cache_size() == len(set(sizes))
+  for a, b in zip(r.results, sweep[0].results):
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.iterations == b.iterations
+
+
 def test_sweep_summary(sweep):
   result, _ = sweep
   accs = np.array([r.scores["acc"] for r in result.results])
