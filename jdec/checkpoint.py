@@ -66,7 +66,9 @@ class Progress:
     self.every = every
     self.resumed_epoch, self.resumed_wall_s = 0, 0.0  # set by ``restore``
     self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=1))
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=1),
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "info": ocp.JsonCheckpointHandler()})
 
   def latest_epoch(self) -> int | None:
     """The epoch of the newest complete checkpoint, or ``None``."""
@@ -82,6 +84,7 @@ class Progress:
     if epoch is None:
       return 0, template, 0.0
     abstract = _savable(template)
+    self._check_fits(epoch, abstract["params"])
     try:
       restored = self._manager.restore(epoch, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract), info=ocp.args.JsonRestore()))
@@ -91,6 +94,19 @@ class Progress:
           f"not fit this model and optimiser ({type(e).__name__}: {e})") from e
     self.resumed_epoch, self.resumed_wall_s = epoch, float(restored.info["wall_s"])
     return epoch, template.replace(**restored.state), self.resumed_wall_s
+
+  def _check_fits(self, epoch: int, params):
+    """Compares the saved parameter shapes with ``params``'s, naming the first misfit."""
+    saved = self._manager.item_metadata(epoch)["state"].tree["params"]
+    shapes = lambda tree: {jax.tree_util.keystr(path): tuple(a.shape) for path, a in
+                           jax.tree_util.tree_flatten_with_path(tree)[0]}
+    want, got = shapes(params), shapes(saved)
+    for name in sorted(set(want) | set(got)):
+      if want.get(name) != got.get(name):
+        raise CheckpointError(
+            f"cannot resume from the checkpoint of epoch {epoch} in {self.directory}: it "
+            f"does not fit this model: parameter {name} has shape {got.get(name)} there "
+            f"and {want.get(name)} here (another model, input or number of seeds?)")
 
   def save(self, epoch: int, state, wall_s: float, *, final: bool = False) -> bool:
     """Saves ``state`` as of ``epoch`` when it is due (every ``every``) or ``final``.
