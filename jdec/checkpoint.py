@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import time
 from typing import Any
 
 import jax
@@ -48,22 +49,27 @@ class Progress:
   """Periodic checkpoints of a training phase, so that a stopped run resumes.
 
   Wraps an orbax ``CheckpointManager`` in ``directory``: every ``every``
-  epochs (and at the last one) it saves the train state (parameters,
-  optimiser state, step) with the seconds trained so far, keeping only the
-  latest. Since batches and noise are pure functions of the key and the step
+  epochs, but not sooner than ``min_interval_s`` seconds after the last save
+  (so fast hardware is not held up writing), and at the last epoch, it saves
+  the train state (parameters, optimiser state, step) with the seconds
+  trained so far, keeping only the latest. Since batches and noise are pure functions of the key and the step
   number, a run resumed from epoch ``e`` continues exactly as the
   uninterrupted run would have.
 
   Args:
     directory: where the checkpoints live (created when missing).
     every: epochs between checkpoints, ``>= 1``.
+    min_interval_s: seconds that must pass between two checkpoints, ``>= 0``.
   """
 
-  def __init__(self, directory, every: int):
+  def __init__(self, directory, every: int, min_interval_s: float = 60.0):
     if every < 1:
       raise ValueError(f"checkpoints must be taken every >= 1 epochs, got {every}")
+    if min_interval_s < 0:
+      raise ValueError(f"checkpoint min_interval_s must be >= 0, got {min_interval_s}")
     self.directory = pathlib.Path(directory).expanduser().absolute()
-    self.every = every
+    self.every, self.min_interval_s = every, min_interval_s
+    self._last_save = time.monotonic()
     self.resumed_epoch, self.resumed_wall_s = 0, 0.0  # set by ``restore``
     self._manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=1),
@@ -109,18 +115,20 @@ class Progress:
             f"and {want.get(name)} here (another model, input or number of seeds?)")
 
   def save(self, epoch: int, state, wall_s: float, *, final: bool = False) -> bool:
-    """Saves ``state`` as of ``epoch`` when it is due (every ``every``) or ``final``.
+    """Saves ``state`` as of ``epoch`` when it is due or ``final``.
 
     The arrays are copied before this returns (the caller may donate
     ``state`` right after); writing them finishes in the background.
     """
-    if not final and epoch % self.every:
+    if not final and (epoch % self.every
+                      or time.monotonic() - self._last_save < self.min_interval_s):
       return False
     if self._manager.latest_step() == epoch:
       return False
     self._manager.save(epoch, args=ocp.args.Composite(
         state=ocp.args.StandardSave(jax.tree.map(lambda a: a.copy(), _savable(state))),
         info=ocp.args.JsonSave({"epoch": epoch, "wall_s": wall_s})))
+    self._last_save = time.monotonic()
     return True
 
   def close(self):

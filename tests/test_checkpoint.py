@@ -51,8 +51,8 @@ def test_interrupted_pretraining_resumes_exactly(tmp_path):
 
   with pytest.raises(Interrupted):
     jdec.fit(x, 10, config=CONFIG, progress=False, log_fn=stop_at_epoch_4,
-             checkpoints=checkpoint.Progress(tmp_path / "ck", every=3))
-  progress = checkpoint.Progress(tmp_path / "ck", every=3)
+             checkpoints=checkpoint.Progress(tmp_path / "ck", every=3, min_interval_s=0))
+  progress = checkpoint.Progress(tmp_path / "ck", every=3, min_interval_s=0)
   assert progress.latest_epoch() == 3
   resumed = jdec.fit(x, 10, config=CONFIG, progress=False, checkpoints=progress)
   assert progress.resumed_epoch == 3 and progress.resumed_wall_s > 0
@@ -62,7 +62,7 @@ def test_interrupted_pretraining_resumes_exactly(tmp_path):
   np.testing.assert_array_equal(whole.labels, resumed.labels)
   assert whole.iterations == resumed.iterations
   # The final epoch is saved and is the only one kept.
-  assert checkpoint.Progress(tmp_path / "ck", every=3).latest_epoch() == 5
+  assert checkpoint.Progress(tmp_path / "ck", every=3, min_interval_s=0).latest_epoch() == 5
   assert sorted(p.name for p in (tmp_path / "ck").iterdir() if p.name.isdigit()) == ["5"]
 
 
@@ -70,21 +70,35 @@ def test_resume_refuses_another_model(tmp_path):
   import jdec  # pylint: disable=import-outside-toplevel
   x = _digits()
   jdec.fit(x, 10, config=CONFIG, progress=False,
-           checkpoints=checkpoint.Progress(tmp_path / "ck", every=2))
+           checkpoints=checkpoint.Progress(tmp_path / "ck", every=2, min_interval_s=0))
   other = {**CONFIG, "model": {"hidden_dims": [32, 16, 4]}}
   with pytest.raises(checkpoint.CheckpointError, match="does not fit this model"):
     jdec.fit(x, 10, config=other, progress=False,
-             checkpoints=checkpoint.Progress(tmp_path / "ck", every=2))
+             checkpoints=checkpoint.Progress(tmp_path / "ck", every=2, min_interval_s=0))
   longer_done = {**CONFIG, "pretrain": {"num_epochs": 3, "batch_size": 32}}
   with pytest.raises(checkpoint.CheckpointError, match="past this run's 3 epochs"):
     jdec.fit(x, 10, config=longer_done, progress=False,
-             checkpoints=checkpoint.Progress(tmp_path / "ck", every=2))
+             checkpoints=checkpoint.Progress(tmp_path / "ck", every=2, min_interval_s=0))
 
 
 def test_progress_bad_settings(tmp_path):
   import jdec  # pylint: disable=import-outside-toplevel
   with pytest.raises(ValueError, match="every >= 1 epochs"):
     checkpoint.Progress(tmp_path / "ck", every=0)
+  with pytest.raises(ValueError, match="min_interval_s must be >= 0"):
+    checkpoint.Progress(tmp_path / "ck", every=1, min_interval_s=-1)
   with pytest.raises(ValueError, match="end_to_end' only"):
     jdec.fit(_digits(), 10, recipe="paper", progress=False,
-             checkpoints=checkpoint.Progress(tmp_path / "ck", every=2))
+             checkpoints=checkpoint.Progress(tmp_path / "ck", every=2, min_interval_s=0))
+
+
+def test_checkpoints_keep_a_minimum_interval(tmp_path):
+  import jdec  # pylint: disable=import-outside-toplevel
+  saved = []
+  progress = checkpoint.Progress(tmp_path / "ck", every=1, min_interval_s=3600)
+  save = progress.save
+  progress.save = lambda epoch, *a, **k: saved.append((epoch, save(epoch, *a, **k)))
+  jdec.fit(_digits(), 10, config=CONFIG, progress=False, checkpoints=progress)
+  # Due every epoch, but an hour apart: only the final epoch is written.
+  assert [e for e, written in saved if written] == [5]
+  assert checkpoint.Progress(tmp_path / "ck", every=1).latest_epoch() == 5

@@ -147,6 +147,7 @@ def tiny_sweep_config(**changes):
   config = digits.get_config()
   config.update_from_flattened_dict({
       "progress": False, "n_samples": 300, "seeds": (0, 1), "checkpoint_every": 2,
+      "checkpoint_min_interval_s": 0.0,
       "pretrain.num_epochs": 6, "pretrain.batch_size": 32, "dec.batch_size": 32,
       "dec.maxiter": 30, "dec.update_interval": 10, "kmeans.n_init": 2,
       "model.hidden_dims": (32, 32, 10), **changes})

@@ -58,12 +58,13 @@ def base_config(dataset: str, n_clusters: int) -> ml_collections.ConfigDict:
   config.stream = False  # keep the data on the host and send batches (large data)
   config.stream_steps = 64  # steps per block sent when streaming
   config.checkpoint_every = 10  # pretraining epochs between checkpoints (0: none)
+  config.checkpoint_min_interval_s = 60.0  # ... and at least this many seconds apart
   config.resume = False  # continue the unfinished run in --workdir (or start one)
   return config
 
 
 # Settings that may change when a run is resumed: they do not affect its result.
-RESUMABLE_CHANGES = ("resume", "progress")
+RESUMABLE_CHANGES = ("resume", "progress", "checkpoint_every", "checkpoint_min_interval_s")
 PRETRAIN_CHECKPOINTS = pathlib.Path("checkpoints") / "pretrain"
 
 
@@ -106,7 +107,8 @@ def _progress(config, recipe, workdir) -> "checkpoint.Progress | None":
     raise ValueError(f"checkpoint_every must be >= 0 epochs, got {config.checkpoint_every}")
   if not config.checkpoint_every or config.pretrained or recipe.pretrain.method != "end_to_end":
     return None
-  return checkpoint.Progress(workdir / PRETRAIN_CHECKPOINTS, config.checkpoint_every)
+  return checkpoint.Progress(workdir / PRETRAIN_CHECKPOINTS, config.checkpoint_every,
+                             config.checkpoint_min_interval_s)
 
 
 def _restart_metrics(workdir, epoch: int):
