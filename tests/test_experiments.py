@@ -195,3 +195,30 @@ def test_interrupted_sweep_resumes_to_the_same_result(tmp_path, monkeypatch):
   assert not (cut / "checkpoints").exists()
   for seed in (0, 1):
     assert (cut / f"seed_{seed}" / "model" / "meta.json").exists()
+
+
+def test_resume_after_pretraining_keeps_what_was_saved(tmp_path, monkeypatch):
+  # Cut while saving the autoencoders: seed 0's is complete, seed 1's lacks meta.json.
+  save = checkpoint.save
+
+  def save_then_stop(path, params, meta):
+    out = save(path, params, meta)
+    if "seed_1" in str(path):
+      (path / "meta.json").unlink()
+      raise Interrupted
+    return out
+
+  cut = tmp_path / "cut"
+  with monkeypatch.context() as patch:
+    patch.setattr(checkpoint, "save", save_then_stop)
+    with pytest.raises(Interrupted):
+      runner.run(tiny_sweep_config(), cut)
+  kept = (cut / "seed_0" / "autoencoder" / "meta.json").stat().st_mtime_ns
+  resumed = runner.run(tiny_sweep_config(resume=True, checkpoint_every=0), cut)
+  assert resumed["resumed_from_epoch"] == 6  # the final checkpoint: no epoch redone
+  lines = [json.loads(l) for l in (cut / "metrics.jsonl").read_text().splitlines()]
+  assert sum(l["phase"] == "pretrain" for l in lines) == 12  # 6 epochs x 2 seeds, once
+  assert (cut / "seed_0" / "autoencoder" / "meta.json").stat().st_mtime_ns == kept
+  assert (cut / "seed_1" / "autoencoder" / "meta.json").exists()
+  assert (cut / "seed_1" / "autoencoder.incomplete-1").is_dir()
+  assert not (cut / "checkpoints").exists()

@@ -105,10 +105,23 @@ def _progress(config, recipe, workdir) -> "checkpoint.Progress | None":
   """Periodic pretraining checkpoints in the work directory, when they apply."""
   if config.checkpoint_every < 0:
     raise ValueError(f"checkpoint_every must be >= 0 epochs, got {config.checkpoint_every}")
-  if not config.checkpoint_every or config.pretrained or recipe.pretrain.method != "end_to_end":
+  if config.pretrained or recipe.pretrain.method != "end_to_end":
     return None
-  return checkpoint.Progress(workdir / PRETRAIN_CHECKPOINTS, config.checkpoint_every,
+  every = config.checkpoint_every
+  if not every and (workdir / PRETRAIN_CHECKPOINTS).exists():
+    every = 2**31 - 1  # no new periodic saves, but resume from the one there
+  if not every:
+    return None
+  return checkpoint.Progress(workdir / PRETRAIN_CHECKPOINTS, every,
                              config.checkpoint_min_interval_s)
+
+
+def _first_free(name) -> pathlib.Path:
+  """The first of ``name(1), name(2), ...`` that does not exist."""
+  i = 1
+  while name(i).exists():
+    i += 1
+  return name(i)
 
 
 def _restart_metrics(workdir, epoch: int):
@@ -119,10 +132,7 @@ def _restart_metrics(workdir, epoch: int):
   path = workdir / "metrics.jsonl"
   if not path.exists():
     return
-  i = 1
-  while (workdir / f"metrics-before-resume-{i}.jsonl").exists():
-    i += 1
-  old = path.rename(workdir / f"metrics-before-resume-{i}.jsonl")
+  old = path.rename(_first_free(lambda i: workdir / f"metrics-before-resume-{i}.jsonl"))
   keep = []
   for line in old.read_text().splitlines():
     record = json.loads(line)
@@ -200,9 +210,13 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
 
   def save(path, params, meta_):
     # A resumed run may find what the interrupted one already saved: the same
-    # settings and seed made it, so it is kept, not overwritten.
-    if not (resuming and path.exists()):
-      checkpoint.save(path, params, meta_)
+    # settings and seed made it, so it is kept, not overwritten. One cut off
+    # while being written (no meta.json yet) is set aside and written anew.
+    if resuming and path.exists():
+      if (path / "meta.json").exists():
+        return
+      path.rename(_first_free(lambda i: path.with_name(f"{path.name}.incomplete-{i}")))
+    checkpoint.save(path, params, meta_)
 
   if config.pretrained:
     results["pretrained_from"] = str(config.pretrained)
