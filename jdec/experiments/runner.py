@@ -12,9 +12,7 @@ once the run has finished.
 
 import json
 import os
-import pathlib
 import platform
-import shutil
 import time
 
 import jax
@@ -26,6 +24,7 @@ from ml_collections import config_dict
 
 import jdec
 from jdec import api, checkpoint, data, metrics, parallel, plots, recipes, validation
+from jdec.experiments import workdir as workdir_lib
 
 RECIPE_SECTIONS = ("model", "input_scaling", "pretrain", "kmeans", "dec")
 
@@ -61,85 +60,6 @@ def base_config(dataset: str, n_clusters: int) -> ml_collections.ConfigDict:
   config.checkpoint_min_interval_s = 60.0  # ... and at least this many seconds apart
   config.resume = False  # continue the unfinished run in --workdir (or start one)
   return config
-
-
-# Settings that may change when a run is resumed: they do not affect its result.
-RESUMABLE_CHANGES = ("resume", "progress", "checkpoint_every", "checkpoint_min_interval_s")
-PRETRAIN_CHECKPOINTS = pathlib.Path("checkpoints") / "pretrain"
-
-
-def _as_json(value):
-  return json.loads(json.dumps(value, sort_keys=True, default=str))
-
-
-def _prepare_workdir(workdir, config) -> tuple[pathlib.Path, bool]:
-  """The work directory, made ready; ``True`` when it holds a run to continue."""
-  workdir = pathlib.Path(workdir).expanduser().absolute()
-  if (workdir / "results.json").exists():
-    hint = (f" (reuse its autoencoder with --config.pretrained={workdir / 'autoencoder'})"
-            if (workdir / "autoencoder").exists() else "")
-    raise FileExistsError(f"{workdir} already holds a finished run; pick a new "
-                          f"--workdir{hint}")
-  started = (workdir / "config.json").exists()
-  if started and not config.resume:
-    raise FileExistsError(
-        f"{workdir} holds an unfinished run; continue it with --config.resume=True "
-        "(same settings), or pick a new --workdir")
-  if not started and (workdir / "autoencoder").exists():
-    raise FileExistsError(f"{workdir} already holds an autoencoder; pick a new --workdir")
-  if started:
-    saved = json.loads((workdir / "config.json").read_text())["experiment"]
-    now = _as_json(config.to_dict())
-    changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES
-                     and saved.get(k) != now.get(k))
-    if changed:
-      raise ValueError(
-          f"cannot resume the run in {workdir}: these settings differ from the ones it "
-          f"started with: {', '.join(changed)} (saved: "
-          f"{ {k: saved.get(k) for k in changed} }); resume with the same settings")
-  workdir.mkdir(parents=True, exist_ok=True)
-  return workdir, started
-
-
-def _progress(config, recipe, workdir) -> "checkpoint.Progress | None":
-  """Periodic pretraining checkpoints in the work directory, when they apply."""
-  if config.checkpoint_every < 0:
-    raise ValueError(f"checkpoint_every must be >= 0 epochs, got {config.checkpoint_every}")
-  if config.pretrained or recipe.pretrain.method != "end_to_end":
-    return None
-  every = config.checkpoint_every
-  if not every and (workdir / PRETRAIN_CHECKPOINTS).exists():
-    every = 2**31 - 1  # no new periodic saves, but resume from the one there
-  if not every:
-    return None
-  return checkpoint.Progress(workdir / PRETRAIN_CHECKPOINTS, every,
-                             config.checkpoint_min_interval_s)
-
-
-def _first_free(name) -> pathlib.Path:
-  """The first of ``name(1), name(2), ...`` that does not exist."""
-  i = 1
-  while name(i).exists():
-    i += 1
-  return name(i)
-
-
-def _restart_metrics(workdir, epoch: int):
-  """Keeps the records of the work the resumed run will not redo.
-
-  The old file is kept whole as ``metrics-before-resume-<i>.jsonl``.
-  """
-  path = workdir / "metrics.jsonl"
-  if not path.exists():
-    return
-  old = path.rename(_first_free(lambda i: workdir / f"metrics-before-resume-{i}.jsonl"))
-  keep = []
-  for line in old.read_text().splitlines():
-    record = json.loads(line)
-    if record.get("phase") == "kmeans_raw" or (
-        record.get("phase") == "pretrain" and record.get("epoch", 0) <= epoch):
-      keep.append(line + "\n")
-  path.write_text("".join(keep))
 
 
 def _load(config) -> tuple[np.ndarray, np.ndarray]:
@@ -191,8 +111,8 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
           "compute_dtype": recipe.model.compute_dtype, "dataset": config.dataset,
           "seed": config.seed}
   ae_params = _load_pretrained(config.pretrained, meta) if config.pretrained else None
-  workdir, resuming = _prepare_workdir(workdir, config)
-  progress = _progress(config, recipe, workdir)
+  workdir, resuming = workdir_lib.prepare(workdir, config)
+  progress = workdir_lib.pretrain_progress(config, recipe, workdir)
   if not resuming:
     (workdir / "config.json").write_text(json.dumps(
         {"experiment": config.to_dict(), "resolved": recipe.to_dict(),
@@ -206,17 +126,10 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     results["seed"] = config.seed
   if resuming:
     results["resumed_from_epoch"] = (progress.latest_epoch() or 0) if progress else 0
-    _restart_metrics(workdir, results["resumed_from_epoch"])
+    workdir_lib.restart_metrics(workdir, results["resumed_from_epoch"])
 
   def save(path, params, meta_):
-    # A resumed run may find what the interrupted one already saved: the same
-    # settings and seed made it, so it is kept, not overwritten. One cut off
-    # while being written (no meta.json yet) is set aside and written anew.
-    if resuming and path.exists():
-      if (path / "meta.json").exists():
-        return
-      path.rename(_first_free(lambda i: path.with_name(f"{path.name}.incomplete-{i}")))
-    checkpoint.save(path, params, meta_)
+    workdir_lib.save_once(path, params, meta_, resuming=resuming)
 
   if config.pretrained:
     results["pretrained_from"] = str(config.pretrained)
@@ -276,10 +189,8 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
         **system})
     print(sweep_table(results))
   (workdir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
-  if progress:  # the autoencoder/ folders hold the same parameters
-    shutil.rmtree(workdir / PRETRAIN_CHECKPOINTS)
-    if not any((workdir / PRETRAIN_CHECKPOINTS.parent).iterdir()):
-      (workdir / PRETRAIN_CHECKPOINTS.parent).rmdir()
+  if progress:
+    workdir_lib.remove_pretrain_checkpoints(workdir)
   return results
 
 
