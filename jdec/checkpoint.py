@@ -1,4 +1,10 @@
-"""Saving and loading parameters with orbax, with a JSON record of what they fit."""
+"""Saving and loading parameters with orbax, with a JSON record of what they fit.
+
+In a run of several processes (``jax.distributed``) every process calls these
+functions at the same points, and only process 0 reads or writes the files:
+the others get what it read through a broadcast. The folders thus need to
+exist on the first host only, not on a shared file system.
+"""
 
 import json
 import pathlib
@@ -6,7 +12,14 @@ import time
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from flax import traverse_util
+
+from jdec import parallel
+
+# orbax synchronises the processes that use a checkpointer; only process 0 does.
+_WRITER_ONLY = ocp.options.MultiprocessingOptions(primary_host=0, active_processes={0})
 
 
 class CheckpointError(RuntimeError):
@@ -16,20 +29,46 @@ class CheckpointError(RuntimeError):
 def save(path, params, meta: dict) -> pathlib.Path:
   """Writes ``params`` to ``path/params`` and ``meta`` to ``path/meta.json``.
 
-  Refuses to overwrite: an existing checkpoint is never lost.
+  Refuses to overwrite: an existing checkpoint is never lost. With several
+  processes, every one calls it and process 0 writes.
   """
   path = pathlib.Path(path).expanduser().absolute()
+  params = jax.tree.map(parallel.to_host, params)
+  if not parallel.is_writer():
+    return path
   if path.exists():
     raise CheckpointError(f"{path} already exists; choose another path or remove it")
   path.mkdir(parents=True)
-  with ocp.StandardCheckpointer() as checkpointer:
-    checkpointer.save(path / "params", jax.device_get(params))
+  with ocp.StandardCheckpointer(multiprocessing_options=_WRITER_ONLY) as checkpointer:
+    checkpointer.save(path / "params", params)
   (path / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
   return path
 
 
 def load(path) -> tuple[dict, dict]:
-  """Reads ``(params, meta)`` saved by ``save``."""
+  """Reads ``(params, meta)`` saved by ``save``, as numpy arrays.
+
+  With several processes, every one calls it: process 0 reads the files and
+  the others receive the same parameters (or the same ``CheckpointError``).
+  """
+  if jax.process_count() == 1:
+    return _read(path)
+  read = {}
+
+  def describe():
+    read["params"], meta = _read(path)
+    flat = traverse_util.flatten_dict(read["params"], sep="/")
+    return {"meta": meta, "shapes": {k: [list(v.shape), str(v.dtype)] for k, v in flat.items()}}
+
+  info = parallel.from_writer(describe, (CheckpointError,))
+  if "params" in read:
+    flat = traverse_util.flatten_dict(read["params"], sep="/")
+  else:
+    flat = {k: np.zeros(shape, dtype) for k, (shape, dtype) in info["shapes"].items()}
+  return traverse_util.unflatten_dict(parallel.broadcast_arrays(flat), sep="/"), info["meta"]
+
+
+def _read(path) -> tuple[dict, dict]:
   path = pathlib.Path(path).expanduser().absolute()
   if not (path / "meta.json").is_file() or not (path / "params").is_dir():
     raise CheckpointError(
@@ -38,7 +77,7 @@ def load(path) -> tuple[dict, dict]:
     )
   meta = json.loads((path / "meta.json").read_text())
   try:
-    with ocp.StandardCheckpointer() as checkpointer:
+    with ocp.StandardCheckpointer(multiprocessing_options=_WRITER_ONLY) as checkpointer:
       params = checkpointer.restore(path / "params")
   except Exception as e:  # orbax raises many types; name the file instead
     raise CheckpointError(f"cannot restore the parameters in {path / 'params'}: {e}") from e
@@ -71,35 +110,52 @@ class Progress:
     self.every, self.min_interval_s = every, min_interval_s
     self._last_save = time.monotonic()
     self.resumed_epoch, self.resumed_wall_s = 0, 0.0  # set by ``restore``
-    self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=1),
-        item_handlers={"state": ocp.StandardCheckpointHandler(),
-                       "info": ocp.JsonCheckpointHandler()})
+    self._manager = None  # only the writing process touches the files
+    if parallel.is_writer():
+      self.directory.mkdir(parents=True, exist_ok=True)  # orbax won't with _WRITER_ONLY
+      self._manager = ocp.CheckpointManager(
+          self.directory, options=ocp.CheckpointManagerOptions(
+              max_to_keep=1, create=False, multiprocessing_options=_WRITER_ONLY),
+          item_handlers={"state": ocp.StandardCheckpointHandler(),
+                         "info": ocp.JsonCheckpointHandler()})
 
   def latest_epoch(self) -> int | None:
-    """The epoch of the newest complete checkpoint, or ``None``."""
-    return self._manager.latest_step()
+    """The epoch of the newest complete checkpoint, or ``None`` (every process calls it)."""
+    return parallel.from_writer(self._manager.latest_step if self._manager else None)
 
   def restore(self, template) -> tuple[int, Any, float]:
     """``(epoch, state, wall_s)`` from the newest checkpoint, or ``(0, template, 0.0)``.
 
     ``template`` is a freshly created state of the same model, optimiser and
-    placement; the restored arrays take its structure and shardings.
+    placement; the restored arrays take its structure and shardings. With
+    several processes, process 0 reads and the others receive.
     """
     epoch = self.latest_epoch()
     if epoch is None:
       return 0, template, 0.0
-    abstract = _savable(template)
-    self._check_fits(epoch, abstract["params"])
-    try:
-      restored = self._manager.restore(epoch, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract), info=ocp.args.JsonRestore()))
-    except Exception as e:  # orbax raises many types; name the folder instead
-      raise CheckpointError(
-          f"cannot resume from the checkpoint of epoch {epoch} in {self.directory}: it does "
-          f"not fit this model and optimiser ({type(e).__name__}: {e})") from e
-    self.resumed_epoch, self.resumed_wall_s = epoch, float(restored.info["wall_s"])
-    return epoch, template.replace(**restored.state), self.resumed_wall_s
+    placed = _savable(template)
+    host = jax.tree.map(parallel.to_host, placed)
+    read = {}
+
+    def read_checkpoint() -> float:
+      self._check_fits(epoch, host["params"])
+      try:
+        restored = self._manager.restore(epoch, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(host), info=ocp.args.JsonRestore()))
+      except Exception as e:  # orbax raises many types; name the folder instead
+        raise CheckpointError(
+            f"cannot resume from the checkpoint of epoch {epoch} in {self.directory}: it "
+            f"does not fit this model and optimiser ({type(e).__name__}: {e})") from e
+      read["state"] = restored.state
+      return float(restored.info["wall_s"])
+
+    wall_s = parallel.from_writer(read_checkpoint, (CheckpointError,))
+    state = parallel.broadcast_arrays(read.get("state", host))
+    state = jax.tree.map(
+        lambda a, t: jax.make_array_from_callback(t.shape, t.sharding, lambda i: a[i]),
+        state, placed)
+    self.resumed_epoch, self.resumed_wall_s = epoch, wall_s
+    return epoch, template.replace(**state), wall_s
 
   def _check_fits(self, epoch: int, params):
     """Compares the saved parameter shapes with ``params``'s, naming the first misfit."""
@@ -117,24 +173,30 @@ class Progress:
   def save(self, epoch: int, state, wall_s: float, *, final: bool = False) -> bool:
     """Saves ``state`` as of ``epoch`` when it is due or ``final``.
 
-    The arrays are copied before this returns (the caller may donate
-    ``state`` right after); writing them finishes in the background.
+    The arrays are copied to the host before this returns (the caller may
+    donate ``state`` right after); writing them finishes in the background.
+    Only process 0 saves; ``state`` must be replicated (as training keeps it),
+    so that no other process is needed to gather it.
     """
+    if self._manager is None:
+      return False
     if not final and (epoch % self.every
                       or time.monotonic() - self._last_save < self.min_interval_s):
       return False
     if self._manager.latest_step() == epoch:
       return False
+    host = jax.tree.map(lambda a: np.array(parallel.to_host(a)), _savable(state))
     self._manager.save(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(jax.tree.map(lambda a: a.copy(), _savable(state))),
+        state=ocp.args.StandardSave(host),
         info=ocp.args.JsonSave({"epoch": epoch, "wall_s": wall_s})))
     self._last_save = time.monotonic()
     return True
 
   def close(self):
     """Waits for the last save to be written."""
-    self._manager.wait_until_finished()
-    self._manager.close()
+    if self._manager is not None:
+      self._manager.wait_until_finished()
+      self._manager.close()
 
 
 def _savable(state) -> dict:

@@ -14,9 +14,16 @@ Several hosts: call ``jax.distributed.initialize()`` in every process first
 ``jax.devices()`` lists the devices of every host and ``make_mesh()`` spans
 them. Each process may load only its own rows and pass them to
 ``allgather_rows``.
+
+Every process must run the same JAX computations in the same order; what
+differs is who touches files. ``is_writer()`` names the one process (0) that
+writes, ``from_writer`` shares what it read or decided with the others, and
+``on_every_process`` turns one process's failure into the same error
+everywhere instead of a hang.
 """
 
 import dataclasses
+import json
 
 import jax
 import numpy as np
@@ -72,6 +79,111 @@ def allgather_rows(local: np.ndarray) -> np.ndarray:
   if jax.process_count() == 1:
     return local
   return np.asarray(multihost_utils.process_allgather(local, tiled=True))
+
+
+def is_writer() -> bool:
+  """Whether this process writes files: process 0, or the only process."""
+  return jax.process_index() == 0
+
+
+def broadcast_json(value=None):
+  """Process 0's ``value`` (anything ``json`` can write) on every process.
+
+  Every process must call it at the same point; the others' ``value`` is ignored.
+  """
+  if jax.process_count() == 1:
+    return value
+  data = np.frombuffer(json.dumps(value).encode(), np.uint8) if is_writer() else None
+  size = int(multihost_utils.broadcast_one_to_all(
+      np.int64(data.size if data is not None else 0)))
+  buffer = data if data is not None else np.zeros(size, np.uint8)
+  return json.loads(np.asarray(multihost_utils.broadcast_one_to_all(buffer)).tobytes())
+
+
+def broadcast_arrays(tree):
+  """Process 0's tree of arrays on every process, as numpy arrays.
+
+  The other processes pass a tree of the same structure, shapes and dtypes
+  (their values are ignored).
+  """
+  return jax.tree.map(np.asarray, multihost_utils.broadcast_one_to_all(tree))
+
+
+def from_writer(fn, errors: tuple = (Exception,)):
+  """Runs ``fn()`` on the writing process only and returns its result everywhere.
+
+  For what only the writer may look at (the work directory): its result must
+  be JSON-serialisable. An exception of a type in ``errors`` raised there is
+  raised on every process, same type and message, so that no process goes on
+  alone. With one process this is just ``fn()``.
+  """
+  if jax.process_count() == 1:
+    return fn()
+  outcome, error = None, None
+  if is_writer():
+    try:
+      outcome = {"value": fn()}
+    except errors as e:  # shared below, then raised everywhere
+      error = e
+      outcome = {"error": type(e).__name__, "message": str(e.args[0] if e.args else e)}
+  outcome = broadcast_json(outcome)
+  if error is not None:
+    raise error
+  if "error" in outcome:
+    kind = next((t for t in errors if t.__name__ == outcome["error"]), RuntimeError)
+    raise kind(f"process 0: {outcome['message']}")
+  return outcome["value"]
+
+
+_MESSAGE_BYTES = 4096
+
+
+def on_every_process(fn, errors: tuple = (Exception,)):
+  """Runs ``fn()`` on every process; if it fails on any, it fails on all.
+
+  Each process keeps its own result. When ``fn`` raises one of ``errors`` on
+  some process, every process raises that exception type with the failing
+  process's message (the first one, by process index), prefixed with its
+  index, instead of the others waiting in the next collective for ever.
+  """
+  if jax.process_count() == 1:
+    return fn()
+  value, error = None, None
+  try:
+    value = fn()
+  except errors as e:  # shared below, then raised everywhere
+    error = e
+  report = np.zeros(_MESSAGE_BYTES, np.uint8)
+  if error is not None:
+    text = json.dumps([type(error).__name__, str(error.args[0] if error.args else error)])
+    encoded = text.encode()[: _MESSAGE_BYTES - 1]
+    report[0] = 1
+    report[1:1 + len(encoded)] = np.frombuffer(encoded, np.uint8)
+  reports = np.asarray(multihost_utils.process_allgather(report))  # [processes, bytes]
+  failed = np.flatnonzero(reports[:, 0])
+  if failed.size == 0:
+    return value
+  if error is not None and failed[0] == jax.process_index():
+    raise error
+  first = failed[0]
+  try:
+    name, message = json.loads(reports[first, 1:].tobytes().rstrip(b"\0").decode())
+  except ValueError:  # a message cut at the buffer's end
+    name, message = "RuntimeError", reports[first, 1:].tobytes().rstrip(b"\0").decode(
+        errors="replace")
+  kind = next((t for t in errors if t.__name__ == name), RuntimeError)
+  raise kind(f"process {first}: {message}")
+
+
+def differing_processes(value: np.ndarray) -> list[int]:
+  """The processes whose ``value`` (same shape everywhere) differs from process 0's.
+
+  Every process must call it; all get the same answer (``[]`` with one process).
+  """
+  if jax.process_count() == 1:
+    return []
+  values = np.asarray(multihost_utils.process_allgather(np.asarray(value)))
+  return [i for i in range(1, len(values)) if not np.array_equal(values[i], values[0])]
 
 
 def to_host(a) -> np.ndarray:

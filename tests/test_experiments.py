@@ -154,10 +154,8 @@ def tiny_sweep_config(**changes):
   return config
 
 
-def test_interrupted_sweep_resumes_to_the_same_result(tmp_path, monkeypatch):
-  full = runner.run(tiny_sweep_config(), tmp_path / "full")
-  assert not (tmp_path / "full" / "checkpoints").exists()  # removed once finished
-
+def cut_after_epoch_4(workdir, monkeypatch):
+  """Runs ``tiny_sweep_config`` into ``workdir``, "killed" after the epoch-4 checkpoint."""
   save = checkpoint.Progress.save
 
   def save_then_stop(self, epoch, *args, **kwargs):
@@ -166,11 +164,18 @@ def test_interrupted_sweep_resumes_to_the_same_result(tmp_path, monkeypatch):
       raise Interrupted
     return saved
 
-  cut = tmp_path / "cut"
   with monkeypatch.context() as patch:
     patch.setattr(checkpoint.Progress, "save", save_then_stop)
     with pytest.raises(Interrupted):
-      runner.run(tiny_sweep_config(), cut)
+      runner.run(tiny_sweep_config(), workdir)
+
+
+def test_interrupted_sweep_resumes_to_the_same_result(tmp_path, monkeypatch):
+  full = runner.run(tiny_sweep_config(), tmp_path / "full")
+  assert not (tmp_path / "full" / "checkpoints").exists()  # removed once finished
+
+  cut = tmp_path / "cut"
+  cut_after_epoch_4(cut, monkeypatch)
   assert not (cut / "results.json").exists()
   before = (cut / "metrics.jsonl").read_text()
 
@@ -222,3 +227,11 @@ def test_resume_after_pretraining_keeps_what_was_saved(tmp_path, monkeypatch):
   assert (cut / "seed_1" / "autoencoder" / "meta.json").exists()
   assert (cut / "seed_1" / "autoencoder.incomplete-1").is_dir()
   assert not (cut / "checkpoints").exists()
+
+
+def test_distributed_without_a_cluster_says_what_to_pass(tmp_path):
+  proc = run("digits", tmp_path / "run", "--config.distributed=True")
+  assert proc.returncode == 1
+  assert "--config.coordinator_address=HOST0:PORT" in proc.stderr
+  assert "Traceback" not in proc.stderr
+  assert not (tmp_path / "run").exists()

@@ -2,9 +2,12 @@
 
 Each case runs ``tests/parallel_worker.py`` in fresh processes, since the
 device count is fixed when JAX starts: ``XLA_FLAGS`` makes 4 CPU devices, and
-two processes on 127.0.0.1 join one ``jax.distributed`` job through gloo.
+two processes on 127.0.0.1 join one ``jax.distributed`` job through gloo. The
+experiments' command line is run the same way, as two "hosts" of which only
+process 0 may touch a work directory.
 """
 
+import json
 import os
 import pathlib
 import socket
@@ -78,3 +81,109 @@ def test_two_processes_match_one(single, tmp_path):
   got = np.load(out)
   assert int(got["processes"]) == 2 and int(got["devices"]) == 2, outputs[0][-2000:]
   _assert_same_run(got, single)
+
+
+# The experiments' command line, as two processes (one per "host").
+
+SWEEP_FLAGS = [
+    "--config.progress=False", "--config.n_samples=300", "--config.seeds=0,1",
+    "--config.checkpoint_every=2", "--config.checkpoint_min_interval_s=0.0",
+    "--config.pretrain.num_epochs=6", "--config.pretrain.batch_size=32",
+    "--config.dec.batch_size=32", "--config.dec.maxiter=30", "--config.dec.update_interval=10",
+    "--config.kmeans.n_init=2", "--config.model.hidden_dims=(32,32,10)",
+]
+
+
+def _cli(module, workdirs, *flags, port=None):
+  """``python -m jdec.experiments.<module>`` as 2 processes; their outputs and exit codes."""
+  port = port or _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", f"jdec.experiments.{module}", f"--workdir={workdir}", *flags,
+       f"--config.coordinator_address=127.0.0.1:{port}", "--config.num_processes=2",
+       f"--config.process_id={rank}"],
+      env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      for rank, workdir in enumerate(workdirs)]
+  outputs = []
+  for proc in procs:
+    try:
+      outputs.append(proc.communicate(timeout=300)[0])
+    except subprocess.TimeoutExpired:
+      for p in procs:
+        p.kill()
+      pytest.fail(f"a process timed out:\n{proc.communicate()[0][-3000:]}")
+  return outputs, [p.returncode for p in procs]
+
+
+def _assert_same_sweep(got, want):
+  for a, b in zip(got["per_seed"], want["per_seed"]):
+    assert (a["seed"], a["iterations"]) == (b["seed"], b["iterations"])
+    assert a["acc"] == pytest.approx(b["acc"], abs=1e-6)
+    assert a["ae_kmeans_acc"] == pytest.approx(b["ae_kmeans_acc"], abs=1e-6)
+
+
+def test_two_process_command_line_sweep_matches_one_and_resumes(tmp_path, monkeypatch):
+  from jdec.experiments import runner  # pylint: disable=g-import-not-at-top
+  from test_experiments import cut_after_epoch_4, tiny_sweep_config  # pylint: disable=g-import-not-at-top
+
+  want = runner.run(tiny_sweep_config(), tmp_path / "single")
+
+  # Two processes: process 0 writes the work directory, process 1 never creates its own
+  # (on separate hosts it may not even share a file system with process 0).
+  outputs, codes = _cli("digits", [tmp_path / "two", tmp_path / "never"], *SWEEP_FLAGS)
+  assert codes == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+  assert not (tmp_path / "never").exists()
+  assert "DEC" in outputs[0] and "DEC" not in outputs[1]
+  got = json.loads((tmp_path / "two" / "results.json").read_text())
+  assert got["process_count"] == 2 and got["device_count"] == 2
+  _assert_same_sweep(got, want)
+
+  # A run cut after its epoch-4 checkpoint is resumed by two processes: process 0 reads the
+  # checkpoint and sends it to process 1.
+  cut = tmp_path / "cut"
+  cut_after_epoch_4(cut, monkeypatch)
+  outputs, codes = _cli("digits", [cut, tmp_path / "never"], *SWEEP_FLAGS,
+                        "--config.resume=True")
+  assert codes == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+  resumed = json.loads((cut / "results.json").read_text())
+  assert resumed["resumed_from_epoch"] == 4 and resumed["process_count"] == 2
+  _assert_same_sweep(resumed, want)
+  lines = [json.loads(l) for l in (cut / "metrics.jsonl").read_text().splitlines()]
+  assert [l["epoch"] for l in lines if l["phase"] == "pretrain" and l["seed"] == 1] == [
+      1, 2, 3, 4, 5, 6]
+  assert not (tmp_path / "never").exists()
+
+  # Refusals reach every process: none goes on alone into a collective.
+  outputs, codes = _cli("digits", [cut, tmp_path / "never"], *SWEEP_FLAGS)
+  assert codes == [1, 1]
+  assert "already holds a finished run" in outputs[0]
+  assert "process 0:" in outputs[1] and "already holds a finished run" in outputs[1]
+
+
+def _mnist_on_two_hosts(tmp_path, data_dirs):
+  port = _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "jdec.experiments.mnist", f"--workdir={tmp_path / f'w{rank}'}",
+       f"--config.data_dir={data}", "--config.progress=False",
+       f"--config.coordinator_address=127.0.0.1:{port}", "--config.num_processes=2",
+       f"--config.process_id={rank}"],
+      env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      for rank, data in enumerate(data_dirs)]
+  outputs = [p.communicate(timeout=300)[0] for p in procs]
+  assert [p.returncode for p in procs] == [1, 1], outputs
+  assert "Traceback" not in outputs[0] + outputs[1]
+  assert not (tmp_path / "w0").exists() and not (tmp_path / "w1").exists()
+  return outputs
+
+
+def test_two_processes_refuse_missing_or_different_data(tmp_path):
+  from test_data import write_mnist  # pylint: disable=g-import-not-at-top
+
+  write_mnist(tmp_path / "data", n_train=60, n_test=20)
+  outputs = _mnist_on_two_hosts(tmp_path, [tmp_path / "data", tmp_path / "missing"])
+  assert "process 1: no MNIST files" in outputs[0]
+  assert "no MNIST files" in outputs[1]
+
+  write_mnist(tmp_path / "other", n_train=70, n_test=20)
+  outputs = _mnist_on_two_hosts(tmp_path, [tmp_path / "data", tmp_path / "other"])
+  for output in outputs:
+    assert "process(es) [1] loaded other data than process 0" in output

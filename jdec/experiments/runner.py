@@ -8,10 +8,19 @@ clustering model), ``confusion_matrix.png`` and ``results.json``, plus
 ``checkpoints/pretrain/`` (every ``checkpoint_every`` epochs), from which
 ``--config.resume=True`` continues an interrupted run; the folder is removed
 once the run has finished.
+
+Several processes (``--config.distributed=True``, one process per host, all
+started with the same command) train as one data-parallel program; only
+process 0 writes the work directory, which thus needs to exist on the first
+host only. Every process loads the data itself and they check that they got
+the same.
 """
 
+import hashlib
 import json
+import contextlib
 import os
+import pathlib
 import platform
 import time
 
@@ -59,7 +68,44 @@ def base_config(dataset: str, n_clusters: int) -> ml_collections.ConfigDict:
   config.checkpoint_every = 10  # pretraining epochs between checkpoints (0: none)
   config.checkpoint_min_interval_s = 60.0  # ... and at least this many seconds apart
   config.resume = False  # continue the unfinished run in --workdir (or start one)
+  # Several processes (hosts): jax.distributed.initialize() before anything else.
+  config.distributed = False  # True: find the others (TPU pod slice, SLURM, Open MPI)
+  config.coordinator_address = config_dict.placeholder(str)  # or name them: "host0:1234",
+  config.num_processes = config_dict.placeholder(int)  # ... how many there are,
+  config.process_id = config_dict.placeholder(int)  # ... and which this one is (0 writes)
   return config
+
+
+def start_processes(config) -> None:
+  """Joins the ``jax.distributed`` job that ``config`` asks for, if any.
+
+  Must run before anything touches JAX's devices. On CPUs the processes
+  exchange gradients through gloo.
+  """
+  named = {k: config.get(k) for k in ("coordinator_address", "num_processes", "process_id")}
+  if not config.get("distributed") and all(v is None for v in named.values()):
+    return
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  try:
+    jax.distributed.initialize(**{k: v for k, v in named.items() if v is not None})
+  except (ValueError, TypeError, RuntimeError) as e:
+    raise ValueError(
+        "could not start the distributed run: on a Cloud TPU pod slice, under SLURM or "
+        "Open MPI, --config.distributed=True finds the other processes by itself; "
+        "elsewhere pass --config.coordinator_address=HOST0:PORT, --config.num_processes=N "
+        f"and --config.process_id=I (0..N-1) to every process. JAX said: {e}") from e
+
+
+def _same_data(x: np.ndarray, y) -> None:
+  """Refuses to go on if the processes loaded different data (a collective)."""
+  digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+  if y is not None:
+    digest.update(np.ascontiguousarray(y).tobytes())
+  differ = parallel.differing_processes(np.frombuffer(digest.digest(), np.uint8))
+  if differ:
+    raise data.DataError(
+        f"process(es) {differ} loaded other data than process 0 (shape {x.shape} there); "
+        "give every host the same dataset files (or the same tensorflow-datasets version)")
 
 
 def _load(config) -> tuple[np.ndarray, np.ndarray]:
@@ -104,16 +150,25 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     raise ValueError("--config.pretrained cannot be combined with --config.seeds: a sweep "
                      "pretrains one autoencoder per seed")
   placement = _placement(config)
+  writer = parallel.is_writer()
   # Everything that can fail on bad input fails before anything is written.
-  x, y = _load(config)
+  x, y = parallel.on_every_process(lambda: _load(config), USER_ERRORS)
+  if jax.process_count() > 1:
+    _same_data(x, y)
   meta = {"input_dim": int(x.shape[1]), "hidden_dims": list(recipe.model.hidden_dims),
           "kernel_init": recipe.model.kernel_init, "input_scaling": recipe.input_scaling,
           "compute_dtype": recipe.model.compute_dtype, "dataset": config.dataset,
           "seed": config.seed}
   ae_params = _load_pretrained(config.pretrained, meta) if config.pretrained else None
-  workdir, resuming = workdir_lib.prepare(workdir, config)
+
+  def prepare():  # the writer's decision, shared
+    path, started = workdir_lib.prepare(workdir, config)
+    return str(path), started
+
+  workdir, resuming = parallel.from_writer(prepare, USER_ERRORS)
+  workdir = pathlib.Path(workdir)
   progress = workdir_lib.pretrain_progress(config, recipe, workdir)
-  if not resuming:
+  if writer and not resuming:
     (workdir / "config.json").write_text(json.dumps(
         {"experiment": config.to_dict(), "resolved": recipe.to_dict(),
          "n_samples": int(x.shape[0])}, indent=2, sort_keys=True, default=str))
@@ -126,10 +181,13 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     results["seed"] = config.seed
   if resuming:
     results["resumed_from_epoch"] = (progress.latest_epoch() or 0) if progress else 0
-    workdir_lib.restart_metrics(workdir, results["resumed_from_epoch"])
+    if writer:
+      workdir_lib.restart_metrics(workdir, results["resumed_from_epoch"])
 
   def save(path, params, meta_):
-    workdir_lib.save_once(path, params, meta_, resuming=resuming)
+    if writer:  # params: numpy, or replicated arrays (to_host is then local)
+      workdir_lib.save_once(path, jax.tree.map(parallel.to_host, params), meta_,
+                            resuming=resuming)
 
   if config.pretrained:
     results["pretrained_from"] = str(config.pretrained)
@@ -142,22 +200,25 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     if not seeds:
       save(workdir / "autoencoder", params, meta)
       return
+    host = jax.tree.map(parallel.to_host, params)  # local: slicing global arrays is not
     for i, seed in enumerate(seeds):
-      save(seed_dir(seed) / "autoencoder", jax.tree.map(lambda a: a[i], params),
+      save(seed_dir(seed) / "autoencoder", jax.tree.map(lambda a: a[i], host),
            {**meta, "seed": seed})
 
-  with open(workdir / "metrics.jsonl", "a", encoding="utf-8") as metrics_file:
+  with contextlib.ExitStack() as stack:
+    log = None
+    if writer:
+      log = _jsonl_logger(stack.enter_context(
+          open(workdir / "metrics.jsonl", "a", encoding="utf-8")))
 
-    def log(record):
-      metrics_file.write(json.dumps(record) + "\n")
-      metrics_file.flush()
-
-    raw = _kmeans_raw(config, recipe, x, y, seeds, workdir, log) if config.kmeans_raw else {}
+    raw = {}
+    if writer and config.kmeans_raw:  # k-means on host data runs on this host alone
+      raw = _kmeans_raw(config, recipe, x, y, seeds, workdir, log)
     fitted = jdec.fit(
         x, config.n_clusters, recipe=config.recipe, config=overrides,
         seed=config.seed, seeds=seeds, y=y, ae_params=ae_params, log_fn=log,
-        progress=config.progress, on_pretrained=save_pretrained, placement=placement,
-        checkpoints=progress,
+        progress=config.progress and writer, on_pretrained=save_pretrained,
+        placement=placement, checkpoints=progress,
     )
   system = _system()
   per_seed = []
@@ -166,20 +227,21 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     save(folder / "model", result.state.params,
          {**meta, "seed": seed, "n_clusters": config.n_clusters,
           "alpha": recipe.model.alpha, "input_scale": result.input_scale})
-    plots.save_confusion_matrix(folder / "confusion_matrix.png", y, result.labels,
-                                title=f"{config.dataset} {config.recipe} seed {seed}")
+    if writer:
+      plots.save_confusion_matrix(folder / "confusion_matrix.png", y, result.labels,
+                                  title=f"{config.dataset} {config.recipe} seed {seed}")
     one = {**{k: v for k, v in results.items() if k != "seeds"}, "seed": seed,
            **raw.get(seed, {}), **result.scores,
            "iterations": result.iterations, "stopped_by": result.stopped_by,
            "time_pretrain_s": result.timings["pretrain"],
            "time_kmeans_s": result.timings["kmeans"], "time_dec_s": result.timings["dec"],
            **system}
-    if seeds:
+    if seeds and writer:
       (folder / "results.json").write_text(json.dumps(one, indent=2, sort_keys=True))
     per_seed.append(one)
   if not seeds:
     results = per_seed[0]
-    print(summary_table(results))
+    table = summary_table(results)
   else:
     results.update({
         "summary": api.summarize([{k: r[k] for k in r if k in _SCORED} for r in per_seed]),
@@ -187,11 +249,23 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
         "time_pretrain_s": fitted.timings["pretrain"],
         "time_kmeans_s": fitted.timings["kmeans"], "time_dec_s": fitted.timings["dec"],
         **system})
-    print(sweep_table(results))
-  (workdir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
-  if progress:
-    workdir_lib.remove_pretrain_checkpoints(workdir)
+    table = sweep_table(results)
+  if writer:
+    print(table)
+    (workdir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
+    if progress:
+      workdir_lib.remove_pretrain_checkpoints(workdir)
   return results
+
+
+def _jsonl_logger(file):
+  """A ``log_fn`` appending each record to ``file`` as one JSON line, flushed."""
+
+  def log(record):
+    file.write(json.dumps(record) + "\n")
+    file.flush()
+
+  return log
 
 
 def _kmeans_raw(config, recipe, x, y, seeds, workdir, log) -> dict:
@@ -239,6 +313,7 @@ USER_ERRORS = (data.DataError, checkpoint.CheckpointError, FileExistsError, KeyE
 def main(config: ml_collections.ConfigDict, workdir) -> dict:
   """``run`` for the command line: a user's mistake ends with its message, no traceback."""
   try:
+    start_processes(config)
     return run(config, workdir)
   except USER_ERRORS as e:
     if os.environ.get("JDEC_TRACEBACK"):

@@ -9,10 +9,11 @@ import json
 import pathlib
 import shutil
 
-from jdec import checkpoint
+from jdec import checkpoint, parallel
 
 # Settings that may change when a run is resumed: they do not affect its result.
-RESUMABLE_CHANGES = ("resume", "progress", "checkpoint_every", "checkpoint_min_interval_s")
+RESUMABLE_CHANGES = ("resume", "progress", "checkpoint_every", "checkpoint_min_interval_s",
+                     "distributed", "coordinator_address", "num_processes", "process_id")
 PRETRAIN_CHECKPOINTS = pathlib.Path("checkpoints") / "pretrain"
 
 
@@ -56,7 +57,7 @@ def pretrain_progress(config, recipe, workdir) -> "checkpoint.Progress | None":
   if config.pretrained or recipe.pretrain.method != "end_to_end":
     return None
   every = config.checkpoint_every
-  if not every and (workdir / PRETRAIN_CHECKPOINTS).exists():
+  if not every and parallel.from_writer((workdir / PRETRAIN_CHECKPOINTS).exists):
     every = 2**31 - 1  # no new periodic saves, but resume from the one there
   if not every:
     return None
