@@ -187,3 +187,27 @@ def test_two_processes_refuse_missing_or_different_data(tmp_path):
   outputs = _mnist_on_two_hosts(tmp_path, [tmp_path / "data", tmp_path / "other"])
   for output in outputs:
     assert "process(es) [1] loaded other data than process 0" in output
+
+
+def test_two_processes_take_a_pretrained_autoencoder_from_process_0(tmp_path):
+  from jdec.experiments import runner  # pylint: disable=g-import-not-at-top
+  from test_experiments import tiny_sweep_config  # pylint: disable=g-import-not-at-top
+
+  first = tiny_sweep_config(seeds=(), **{"pretrain.num_epochs": 2})
+  runner.run(first, tmp_path / "first")
+  autoencoder = tmp_path / "first" / "autoencoder"
+  want = runner.run(tiny_sweep_config(seeds=(), pretrained=str(autoencoder)), tmp_path / "one")
+  flags = [f for f in SWEEP_FLAGS if not f.startswith("--config.seeds")]
+  port = _free_port()
+  procs = [subprocess.Popen(  # only process 0 can read the autoencoder: it sends it
+      [sys.executable, "-m", "jdec.experiments.digits", f"--workdir={tmp_path / f'w{rank}'}",
+       *flags, f"--config.pretrained={path}",
+       f"--config.coordinator_address=127.0.0.1:{port}", "--config.num_processes=2",
+       f"--config.process_id={rank}"],
+      env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      for rank, path in enumerate([autoencoder, tmp_path / "not-on-this-host"])]
+  outputs = [p.communicate(timeout=300)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+  got = json.loads((tmp_path / "w0" / "results.json").read_text())
+  assert got["pretrained_from"] == str(autoencoder) and not (tmp_path / "w1").exists()
+  assert (got["iterations"], got["acc"]) == (want["iterations"], pytest.approx(want["acc"], abs=1e-6))
