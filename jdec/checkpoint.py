@@ -56,15 +56,14 @@ def load(path) -> tuple[dict, dict]:
   read = {}
 
   def describe():
-    read["params"], meta = _read(path)
-    flat = traverse_util.flatten_dict(read["params"], sep="/")
-    return {"meta": meta, "shapes": {k: [list(v.shape), str(v.dtype)] for k, v in flat.items()}}
+    params, meta = _read(path)
+    read["flat"] = traverse_util.flatten_dict(params, sep="/")
+    return {"meta": meta,
+            "shapes": {k: [list(v.shape), str(v.dtype)] for k, v in read["flat"].items()}}
 
   info = parallel.from_writer(describe, (CheckpointError,))
-  if "params" in read:
-    flat = traverse_util.flatten_dict(read["params"], sep="/")
-  else:
-    flat = {k: np.zeros(shape, dtype) for k, (shape, dtype) in info["shapes"].items()}
+  flat = read.get("flat") or {
+      k: np.zeros(shape, dtype) for k, (shape, dtype) in info["shapes"].items()}
   return traverse_util.unflatten_dict(parallel.broadcast_arrays(flat), sep="/"), info["meta"]
 
 

@@ -125,14 +125,25 @@ def from_writer(fn, errors: tuple = (Exception,)):
       outcome = {"value": fn()}
     except errors as e:  # shared below, then raised everywhere
       error = e
-      outcome = {"error": type(e).__name__, "message": str(e.args[0] if e.args else e)}
+      outcome = {"error": _describe(e)}
   outcome = broadcast_json(outcome)
   if error is not None:
     raise error
   if "error" in outcome:
-    kind = next((t for t in errors if t.__name__ == outcome["error"]), RuntimeError)
-    raise kind(f"process 0: {outcome['message']}")
+    raise _rebuild(outcome["error"], errors, 0)
   return outcome["value"]
+
+
+def _describe(error: Exception) -> list[str]:
+  """``[type name, message]`` of ``error``, to send to the other processes."""
+  return [type(error).__name__, str(error.args[0] if error.args else error)]
+
+
+def _rebuild(described, errors: tuple, process: int) -> Exception:
+  """The exception ``_describe`` described, as one of ``errors`` (else RuntimeError)."""
+  name, message = described
+  kind = next((t for t in errors if t.__name__ == name), RuntimeError)
+  return kind(f"process {process}: {message}")
 
 
 _MESSAGE_BYTES = 4096
@@ -155,8 +166,7 @@ def on_every_process(fn, errors: tuple = (Exception,)):
     error = e
   report = np.zeros(_MESSAGE_BYTES, np.uint8)
   if error is not None:
-    text = json.dumps([type(error).__name__, str(error.args[0] if error.args else error)])
-    encoded = text.encode()[: _MESSAGE_BYTES - 1]
+    encoded = json.dumps(_describe(error)).encode()[: _MESSAGE_BYTES - 1]
     report[0] = 1
     report[1:1 + len(encoded)] = np.frombuffer(encoded, np.uint8)
   reports = np.asarray(multihost_utils.process_allgather(report))  # [processes, bytes]
@@ -165,14 +175,13 @@ def on_every_process(fn, errors: tuple = (Exception,)):
     return value
   if error is not None and failed[0] == jax.process_index():
     raise error
-  first = failed[0]
+  first = int(failed[0])
+  text = reports[first, 1:].tobytes().rstrip(b"\0").decode(errors="replace")
   try:
-    name, message = json.loads(reports[first, 1:].tobytes().rstrip(b"\0").decode())
+    described = json.loads(text)
   except ValueError:  # a message cut at the buffer's end
-    name, message = "RuntimeError", reports[first, 1:].tobytes().rstrip(b"\0").decode(
-        errors="replace")
-  kind = next((t for t in errors if t.__name__ == name), RuntimeError)
-  raise kind(f"process {first}: {message}")
+    described = ["RuntimeError", text]
+  raise _rebuild(described, errors, first)
 
 
 def differing_processes(value: np.ndarray) -> list[int]:

@@ -16,9 +16,9 @@ host only. Every process loads the data itself and they check that they got
 the same.
 """
 
+import contextlib
 import hashlib
 import json
-import contextlib
 import os
 import pathlib
 import platform
@@ -185,9 +185,8 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
       workdir_lib.restart_metrics(workdir, results["resumed_from_epoch"])
 
   def save(path, params, meta_):
-    if writer:  # params: numpy, or replicated arrays (to_host is then local)
-      workdir_lib.save_once(path, jax.tree.map(parallel.to_host, params), meta_,
-                            resuming=resuming)
+    if writer:  # params: numpy, or replicated arrays (whose host copy is local)
+      workdir_lib.save_once(path, params, meta_, resuming=resuming)
 
   if config.pretrained:
     results["pretrained_from"] = str(config.pretrained)
