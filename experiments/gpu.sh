@@ -2,8 +2,11 @@
 # Everything the GPU rows of BENCHMARKS.md need, as one prepared script:
 #   1. a smoke test on the digits (fails fast if the stack does not run);
 #   2. the benchmark (ceilings, jdec, 10 seeds at once, bfloat16, plain PyTorch);
-#   3. the full MNIST dec_keras recipe, seed 0 (300 pretraining epochs);
-#   4. the same recipe for seeds 0-9 as one sweep.
+#   3. the conv autoencoder's step (lax and im2col convolutions, dense AE beside);
+#   4. MNIST conv_dec_da, seeds 0-2 as one sweep (500 Adam epochs, augmentation);
+#   5. MNIST dec_da, seeds 0-2 as one sweep (500 SGD epochs, augmentation);
+#   6. the full MNIST dec_keras recipe, seed 0 (300 pretraining epochs);
+#   7. the same recipe for seeds 0-9 as one sweep.
 # Each step's wall time (process start, data loading and compiling included)
 # goes to $OUT/walls.txt; results and logs go to $OUT.
 #
@@ -21,10 +24,14 @@ if [ -n "${QUICK:-}" ]; then
   RUN="--config.n_samples=3000 --config.pretrain.num_epochs=2 --config.dec.maxiter=300"
   BENCH="--config.n_samples=3000 --config.epochs=2 --config.sweep_seeds=2 --config.dec_intervals=1"
   SEEDS=0,1
+  DA_SEEDS=0,1
+  CONV="--steps 3 --lax-steps 1"
 else
   RUN=""
   BENCH="--config.sweep_seeds=10"
   SEEDS=0,1,2,3,4,5,6,7,8,9
+  DA_SEEDS=0,1,2
+  CONV=""
 fi
 
 step() {  # step NAME COMMAND...: runs it, logs its output, records its wall time
@@ -46,6 +53,14 @@ step smoke $PY -m jdec.experiments.digits --workdir "$WORK/smoke" \
   --config.pretrain.num_epochs=2 --config.dec.maxiter=100 --config.progress=False || exit 1
 step bench $PY -m jdec.experiments.bench --workdir "$OUT" --config.data_dir="$DATA" \
   --config.clustpy=False $BENCH
+step conv_step $PY experiments/conv_step.py $CONV
+for recipe in conv_dec_da dec_da; do
+  step "mnist_$recipe" $PY -m jdec.experiments.mnist --workdir "$WORK/mnist_$recipe" \
+    --config.data_dir="$DATA" --config.progress=False --config.kmeans_raw=False \
+    --config.recipe=$recipe --config.seeds=$DA_SEEDS $RUN
+  cp "$WORK/mnist_$recipe/results.json" "$OUT/mnist-$recipe-results.json"
+  cp "$WORK/mnist_$recipe/metrics.jsonl" "$OUT/mnist-$recipe-metrics.jsonl"
+done
 step mnist_seed0 $PY -m jdec.experiments.mnist --workdir "$WORK/mnist_seed0" \
   --config.data_dir="$DATA" --config.progress=False $RUN
 cp "$WORK/mnist_seed0/results.json" "$OUT/mnist-seed0-results.json"

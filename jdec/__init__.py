@@ -1,6 +1,7 @@
 """jdec: Deep Embedded Clustering (DEC) and its family in JAX and Flax."""
 
-from jdec import checkpoint, data, metrics, models, parallel, pretrain, recipes, train  # noqa: F401 (public submodules)
+from jdec import (augment, checkpoint, conv, data, metrics, models, parallel, pretrain,  # noqa: F401
+                  recipes, train)
 from jdec.api import FitResult, SweepResult, embed, fit, predict, predict_proba
 from jdec.dec import kl_loss, log_soft_assignment, soft_assignment, target_distribution
 from jdec.lloyd import KMeansResult, kmeans
@@ -8,7 +9,7 @@ from jdec.lloyd import KMeansResult, kmeans
 __version__ = "0.1.0"
 
 __all__ = [
-    "FitResult", "KMeansResult", "SweepResult", "checkpoint", "data", "embed", "fit", "kl_loss",
-    "kmeans", "log_soft_assignment", "metrics", "models", "parallel", "predict",
+    "FitResult", "KMeansResult", "SweepResult", "augment", "checkpoint", "conv", "data",
+    "embed", "fit", "kl_loss", "kmeans", "log_soft_assignment", "metrics", "models", "parallel", "predict",
     "predict_proba", "recipes", "soft_assignment", "target_distribution", "train",
 ]

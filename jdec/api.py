@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jdec import (cluster, lloyd, metrics, models, parallel, pretrain, recipes, train,
-                  validation)
+from jdec import (augment, cluster, lloyd, metrics, models, parallel, pretrain, recipes,
+                  train, validation)
 
 
 @dataclasses.dataclass
@@ -34,6 +34,8 @@ class FitResult:
     input_scale: factor applied to the inputs before the model (also applied
       by ``predict``).
     config: the resolved recipe.
+    image_shape: ``(h, w, c)`` of the rows when they are images (given as
+      ``[n, h, w, c]`` or with ``image_shape=``), else None.
   """
 
   labels: np.ndarray
@@ -49,6 +51,7 @@ class FitResult:
   stopped_by: str
   input_scale: float
   config: ml_collections.ConfigDict
+  image_shape: tuple | None = None
 
 
 def input_scale(x: np.ndarray, scaling: str) -> float:
@@ -63,21 +66,36 @@ def input_scale(x: np.ndarray, scaling: str) -> float:
   raise ValueError(f"unknown input_scaling {scaling!r}; use 'none' or 'unit_power'")
 
 
-def resolve_config(recipe: str, config=None) -> ml_collections.ConfigDict:
-  """The recipe's settings with ``config`` (a nested mapping) laid over them."""
-  base = recipes.get_recipe(recipe)
+def resolve_config(recipe: str, config=None, dataset: str | None = None
+                   ) -> ml_collections.ConfigDict:
+  """The recipe's settings (for ``dataset``, see ``recipes.get_recipe``) with
+  ``config`` (a nested mapping) laid over them."""
+  base = recipes.get_recipe(recipe, dataset)
   resolved = recipes.validate(recipes.merge(base, config) if config is not None else base)
   recipes.check_overrides_apply(resolved, config)
   return resolved
 
 
+def make_augment(cfg, input_dim: int, image_shape=None) -> train.Augment:
+  """The recipe's random rotation and shift of flat rows ``[b, d]``.
+
+  The rows are images of ``image_shape``, or, without one, square
+  single-channel images (``d`` a perfect square, e.g. 784 = 28 x 28).
+  """
+  shape = tuple(image_shape) if image_shape is not None else augment.infer_image_shape(input_dim)
+  return functools.partial(augment.augment_flat, image_shape=shape,
+                           max_rotation_deg=float(cfg.augment.max_rotation_deg),
+                           max_shift=float(cfg.augment.max_shift))
+
+
 def pretrain_autoencoder(key, x_dev, model, cfg, *, log_fn=None, progress=True,
-                         placement=None, checkpoints=None):
+                         placement=None, checkpoints=None, augment_fn=None):
   """Initialises and pretrains ``model`` on ``x_dev`` as ``cfg.pretrain`` says.
 
   ``key`` is one key, or ``[S]`` keys to pretrain S autoencoders at once;
   ``checkpoints`` (a ``jdec.checkpoint.Progress``) makes end-to-end
-  pretraining resumable.
+  pretraining resumable; ``augment_fn`` transforms the batches when
+  ``cfg.pretrain.augment`` asks for it.
   """
   stacked = key.ndim == 1
   init_key, data_key = (jax.vmap(jax.random.split, out_axes=1)(key) if stacked
@@ -90,8 +108,8 @@ def pretrain_autoencoder(key, x_dev, model, cfg, *, log_fn=None, progress=True,
   if p.method == "end_to_end":
     return pretrain.pretrain_end_to_end(
         data_key, x_dev, model, params, num_epochs=p.num_epochs, batch_size=batch_size,
-        learning_rate=p.learning_rate, momentum=p.momentum, checkpoints=checkpoints,
-        **common,
+        learning_rate=p.learning_rate, momentum=p.momentum, optimizer=p.optimizer,
+        augment=augment_fn if p.augment else None, checkpoints=checkpoints, **common,
     )
   if checkpoints is not None and p.method == "layerwise":
     raise ValueError("resumable pretraining (checkpoints) works with pretrain.method="
@@ -170,14 +188,18 @@ def fit(
     progress: bool = True,
     placement: parallel.Placement | None = None,
     checkpoints=None,
+    image_shape=None,
+    dataset: str | None = None,
 ):
   """Pretrains an autoencoder, initialises centres by k-means and runs DEC.
 
   Args:
-    x: data ``[n, d]``, finite; scale it as the recipe expects (MNIST pixels
-      in ``[0, 1]`` for ``dec_keras``; ``paper`` rescales itself).
+    x: data ``[n, d]``, or images ``[n, h, w, c]`` (``[n, h, w]`` for one
+      channel), finite; scale it as the recipe expects (MNIST pixels in
+      ``[0, 1]``; ``paper`` rescales itself).
     n_clusters: number of clusters ``k >= 2``, ``<= n``.
-    recipe: ``"dec_keras"`` or ``"paper"`` (see ``jdec.recipes``).
+    recipe: one of ``jdec.recipes.RECIPES``: ``"dec_keras"``, ``"paper"``,
+      ``"idec"``, ``"dcec"``, ``"dec_da"``, ``"conv_dec_da"``.
     config: nested mapping of settings laid over the recipe, e.g.
       ``{"pretrain": {"num_epochs": 50}, "dec": {"update_interval": 100}}``.
     seed: seeds the root key; streams for init, k-means and data order are
@@ -187,7 +209,7 @@ def fit(
       ``fit`` then returns a ``SweepResult``.
     y: optional ``[n]`` true labels, used only to score the run.
     ae_params: pretrained autoencoder parameters to start from (skips
-      pretraining; one seed only).
+      pretraining); for a sweep, one set per seed stacked on a leading axis.
     log_fn: called with every log record (pretraining epochs, DEC updates);
       a sweep's records carry their ``"seed"``.
     on_pretrained: called with the autoencoder parameters as soon as
@@ -201,26 +223,30 @@ def fit(
       data, seeds and settings give the same result as an uninterrupted run;
       ``timings["pretrain"]`` then includes the earlier runs' seconds).
       End-to-end pretraining only.
+    image_shape: ``(h, w, c)`` of flat rows ``x [n, h*w*c]`` that are images
+      (the conv recipes need it; augmentation assumes square one-channel
+      images without it).
+    dataset: ``"mnist"`` or ``"usps"`` to take the recipe's settings for that
+      dataset (update interval, DEC-keras's USPS pretraining).
 
   Returns:
     A ``FitResult``, or a ``SweepResult`` when ``seeds`` is given.
   """
   n_clusters = validation.check_n_clusters(n_clusters)
+  x, image_shape = validation.check_images(x, image_shape)
   x = validation.check_data(x, n_clusters=n_clusters)
   if y is not None:
     y = validation.check_labels(y, x.shape[0])
-  cfg = resolve_config(recipe, config)
+  cfg = resolve_config(recipe, config, dataset)
   stacked = seeds is not None
   if stacked:
     seeds = validation.check_seeds(seeds)
-    if ae_params is not None:
-      raise ValueError("ae_params cannot be combined with seeds: a sweep pretrains one "
-                       "autoencoder per seed; drop ae_params or fit one seed")
   placement = placement or parallel.default_placement()
   scale = input_scale(x, cfg.input_scaling)
   x_dev = placement.put_data(x * np.float32(scale))
-  model = models.AutoEncoder(x.shape[1], tuple(cfg.model.hidden_dims), cfg.model.kernel_init,
-                             cfg.model.compute_dtype)
+  model = models.build_autoencoder(cfg.model, x.shape[1], image_shape)
+  augment_fn = (make_augment(cfg, x.shape[1], image_shape)
+                if cfg.pretrain.augment or cfg.dec.augment else None)
   root = [jax.random.key(s) for s in (seeds if stacked else [seed])]
   keys = jnp.stack([jax.random.split(k, 3) for k in root])  # [S, 3]
   pretrain_key, kmeans_key, dec_key = (keys[:, i] if stacked else keys[0, i] for i in range(3))
@@ -234,13 +260,13 @@ def fit(
   if ae_params is None:
     ae_params, history["pretrain"] = pretrain_autoencoder(
         pretrain_key, x_dev, model, cfg, log_fn=run_log, progress=progress,
-        placement=placement, checkpoints=checkpoints)
+        placement=placement, checkpoints=checkpoints, augment_fn=augment_fn)
     if on_pretrained:
       on_pretrained(ae_params)
   elif checkpoints is not None:
     raise ValueError("checkpoints resume pretraining; with ae_params there is none to run")
   else:
-    _check_ae_params(ae_params, model, x.shape[1])
+    _check_ae_params(ae_params, model, x.shape[1], runs=len(seeds) if stacked else None)
     ae_params = placement.put(ae_params)
   jax.block_until_ready(ae_params)
   timings["pretrain"] = time.perf_counter() - t0 + (
@@ -259,12 +285,15 @@ def fit(
   state = placement.put(train.create_state(
       apply_fn=clustering.apply,
       params=models.clustering_params(ae_params, km.centroids),
-      tx=train.sgd(d.learning_rate, d.momentum), stacked=stacked,
+      tx=train.optimizer(d.optimizer, d.learning_rate, d.momentum), stacked=stacked,
   ))
   state, history["dec"], out = cluster.run(
       dec_key, state, x_dev, batch_size=min(d.batch_size, x.shape[0]),
-      update_interval=d.update_interval, tol=d.tol, maxiter=d.maxiter, gamma=d.gamma,
-      y=y, log_fn=run_log, progress=progress, placement=placement,
+      update_interval=d.update_interval, tol=d.tol, maxiter=d.maxiter,
+      objective=d.objective, kl_weight=d.kl_weight,
+      augment=augment_fn if d.augment else None,
+      initial_labels=parallel.to_host(km.labels), y=y, log_fn=run_log, progress=progress,
+      placement=placement,
   )
   jax.block_until_ready(state)
   timings["dec"] = time.perf_counter() - t0
@@ -288,7 +317,7 @@ def fit(
         scores=scores, timings=timings,
         iterations=out["iterations"][r] if stacked else out["iterations"],
         stopped_by=out["stopped_by"][r] if stacked else out["stopped_by"],
-        input_scale=scale, config=cfg,
+        input_scale=scale, config=cfg, image_shape=image_shape,
     )
 
   if not stacked:
@@ -298,20 +327,28 @@ def fit(
                      summary=summarize([r.scores for r in results]), timings=timings)
 
 
-def _check_ae_params(ae_params, model, input_dim):
+def _check_ae_params(ae_params, model, input_dim, runs: int | None = None):
+  """Raises unless ``ae_params`` fit ``model`` (with a leading ``[runs]`` axis if given)."""
   expected = jax.eval_shape(lambda: models.init_autoencoder(jax.random.key(0), model, input_dim))
   got = jax.tree.map(lambda a: (tuple(a.shape)), ae_params)
-  want = jax.tree.map(lambda a: (tuple(a.shape)), expected)
+  want = jax.tree.map(lambda a: ((runs,) if runs else ()) + tuple(a.shape), expected)
+  same_tree = jax.tree.structure(ae_params) == jax.tree.structure(expected)
+  if runs and same_tree and got != want:
+    raise ValueError(f"a sweep of {runs} seeds needs one pretrained autoencoder per seed, "
+                     "stacked on a leading axis of every parameter (as fit(..., seeds=...) "
+                     "returns them); these parameters do not have it")
   if got != want:
     raise ValueError(
         "the pretrained autoencoder does not fit this data and model: expected "
-        f"input_dim={input_dim}, hidden_dims={tuple(model.hidden_dims)}; "
+        f"input_dim={input_dim} and the parameter shapes of {model!r}; "
         "pretrain a new one or pass matching data"
     )
 
 
 def predict_proba(result: FitResult, x) -> np.ndarray:
-  """Soft assignments ``q [m, k]`` of new rows ``x [m, d]`` under a fitted model."""
+  """Soft assignments ``q [m, k]`` of new rows ``x [m, d]`` (or images
+  ``[m, h, w, c]``) under a fitted model."""
+  x, _ = validation.check_images(x, result.image_shape)  # refuses other image shapes
   x = validation.check_data(x, name="x")
   d = result.model.autoencoder.input_dim
   if x.shape[1] != d:

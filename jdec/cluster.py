@@ -57,7 +57,10 @@ def run(
     update_interval: int,
     tol: float,
     maxiter: int,
-    gamma: float = 0.0,
+    objective: str = "dec",
+    kl_weight: float = 0.1,
+    augment: train.Augment | None = None,
+    initial_labels: np.ndarray | None = None,
     y: np.ndarray | None = None,
     log_fn: Callable[[dict], None] | None = None,
     progress: bool = True,
@@ -66,8 +69,10 @@ def run(
   """Self-trains ``state`` (a ``ClusteringModel``) with DEC's KL objective.
 
   Every ``update_interval`` steps: q on the whole of ``x``, the target P from
-  it, and the fraction of labels changed since the last update; stop when it
-  falls below ``tol`` (after the first update) or after ``maxiter`` steps.
+  it, and the fraction of labels changed since the last update (at the first
+  update: since ``initial_labels``, the k-means labels, as DEC-keras does);
+  stop when it falls below ``tol`` (after the first interval) or after
+  ``maxiter`` steps.
 
   Args:
     key: data-order key, or ``[S]`` keys for S runs trained at once (``state``
@@ -76,7 +81,10 @@ def run(
     state: train state whose ``apply_fn(x)`` returns ``(log_q, z, x_hat)``.
     x: ``[n, d]`` data, placed as ``placement.put_data`` places it.
     batch_size, update_interval, tol, maxiter: DEC settings.
-    gamma: weight of the KL term against reconstruction (IDEC); 0 for DEC.
+    objective, kl_weight, augment: the step's loss and input transformation
+      (see ``train.clustering_step``).
+    initial_labels: ``[n]`` (``[S, n]`` when stacked) labels before the first
+      update; without them the first record's ``delta_label`` is None.
     y: optional ``[n]`` true labels, to score each update.
     log_fn: called with each update's record (with ``"run"`` when stacked).
     progress: show a tqdm bar.
@@ -90,7 +98,9 @@ def run(
   placement = placement or parallel.default_placement()
   stacked = key.ndim == 1
   runs = key.shape[0] if stacked else 1
-  stepper = train.Stepper(functools.partial(train.clustering_step, gamma=gamma),
+  step_fn = functools.partial(train.clustering_step, objective=objective, kl_weight=kl_weight,
+                              augment=augment)
+  stepper = train.Stepper(step_fn,
                           block_steps=update_interval, batch_size=batch_size,
                           stacked=stacked, placement=placement,
                           data_axis=(None, 0) if stacked else None)
@@ -100,7 +110,9 @@ def run(
   # compiles once.
   order = list(range(runs))
   final = [None] * runs  # (state, log_q, labels) of each stopped run
-  history, last_labels, step = [], None, 0
+  history, step = [], 0
+  last_labels = (None if initial_labels is None
+                 else np.asarray(initial_labels).reshape(runs, -1))
   loss = np.full(runs, np.nan)
   iterations, stopped_by = [None] * runs, [None] * runs
   start = time.perf_counter()
@@ -110,7 +122,7 @@ def run(
     labels_dev, p = _refresh(log_q)
     labels = parallel.to_host(labels_dev).reshape(len(order), -1)
     for j, r in enumerate(order):
-      delta = 1.0 if last_labels is None else float(np.mean(labels[j] != last_labels[j]))
+      delta = None if last_labels is None else float(np.mean(labels[j] != last_labels[j]))
       record = {"phase": "dec", "iteration": step, "delta_label": delta,
                 "loss": None if np.isnan(loss[j]) else float(loss[j]),
                 "wall_s": time.perf_counter() - start}
@@ -121,12 +133,12 @@ def run(
       history.append(record)
       if log_fn:
         log_fn(record)
-      if last_labels is not None and delta < tol:
+      if step > 0 and delta < tol:
         iterations[r], stopped_by[r] = step, "tol"
       elif step >= maxiter:
         iterations[r], stopped_by[r] = step, "maxiter"
     if not stacked:
-      bar.set_postfix(delta=f"{record['delta_label']:.4f}",
+      bar.set_postfix(delta=f"{record['delta_label'] or 0:.4f}",
                       **({"acc": f"{record['acc']:.4f}"} if y is not None else {}))
       if stopped_by[0] is not None:
         break

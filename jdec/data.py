@@ -33,6 +33,8 @@ MNIST_SHA256 = {
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
 SPLITS = ("all", "train", "test")
+# Height, width and channels of each image dataset's rows (``images=True``).
+IMAGE_SHAPES = {"mnist": (28, 28, 1), "usps": (16, 16, 1), "digits": (8, 8, 1)}
 
 
 class DataError(RuntimeError):
@@ -166,6 +168,7 @@ def load_mnist(
     download: bool = True,
     tfds_data_dir=None,
     cache_dir=None,
+    images: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
   """MNIST digits as ``x float32 [n, 784]`` in ``[0, 1]`` and ``y int64 [n]``.
 
@@ -177,12 +180,18 @@ def load_mnist(
     download: if no local or prepared copy exists, download the files.
     tfds_data_dir: tensorflow-datasets data directory to look in.
     cache_dir: where downloads go; ``~/.cache/jdec`` by default.
+    images: return ``x`` as images ``[n, 28, 28, 1]`` instead of rows.
 
   Raises:
     DataError: the files are missing, corrupt, or cannot be downloaded.
   """
   if split not in SPLITS:
     raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+  x, y = _load_mnist(data_dir, split, download, tfds_data_dir, cache_dir)
+  return (as_images(x, IMAGE_SHAPES["mnist"]) if images else x), y
+
+
+def _load_mnist(data_dir, split, download, tfds_data_dir, cache_dir):
   data_dir = data_dir or os.environ.get(ENV_DATA_DIR)
   if data_dir:
     folder = _mnist_dir(data_dir)
@@ -209,7 +218,7 @@ def load_mnist(
   raise DataError(_offline_message(split))
 
 
-def load_usps(path=None) -> tuple[np.ndarray, np.ndarray]:
+def load_usps(path=None, *, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """USPS digits (9,298 of 16x16) as ``x float32 [n, 256]`` in ``[0, 1]``, ``y [n]``.
 
   Args:
@@ -217,6 +226,7 @@ def load_usps(path=None) -> tuple[np.ndarray, np.ndarray]:
       files) and ``y``; or a folder holding ``usps.npz`` or ``usps/usps.npz``.
       Defaults to ``$JDEC_DATA_DIR``. ``x`` is mapped to ``(x + 1) / 2`` as in
       DEC-keras.
+    images: return ``x`` as images ``[n, 16, 16, 1]`` instead of rows.
   """
   path = path or os.environ.get(ENV_DATA_DIR)
   if not path:
@@ -233,15 +243,25 @@ def load_usps(path=None) -> tuple[np.ndarray, np.ndarray]:
   except (OSError, ValueError, KeyError) as e:
     raise DataError(f"cannot read {path}: {e}; expected an .npz with arrays x and y") from e
   x, y = from_arrays(x, y)
-  return (x + 1.0) / 2.0, y
+  x = (x + 1.0) / 2.0
+  return (as_images(x, IMAGE_SHAPES["usps"]) if images else x), y
 
 
-def load_digits() -> tuple[np.ndarray, np.ndarray]:
-  """scikit-learn's bundled 8x8 digits (1,797), ``x`` in ``[0, 1]``; works offline."""
+def load_digits(*, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
+  """scikit-learn's bundled 8x8 digits (1,797), ``x`` in ``[0, 1]``; works offline.
+
+  ``images=True`` returns ``x`` as ``[n, 8, 8, 1]`` instead of ``[n, 64]``.
+  """
   import sklearn.datasets  # pylint: disable=g-import-not-at-top
 
   x, y = sklearn.datasets.load_digits(return_X_y=True)
-  return (x / 16.0).astype(np.float32), y.astype(np.int64)
+  x = (x / 16.0).astype(np.float32)
+  return (as_images(x, IMAGE_SHAPES["digits"]) if images else x), y.astype(np.int64)
+
+
+def as_images(x: np.ndarray, image_shape) -> np.ndarray:
+  """Rows ``[n, h*w*c]`` (row-major pixels, channels last) as images ``[n, h, w, c]``."""
+  return x.reshape(x.shape[0], *image_shape)
 
 
 def from_arrays(x, y=None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -263,8 +283,11 @@ def from_arrays(x, y=None) -> tuple[np.ndarray, np.ndarray | None]:
 LOADERS = {"mnist": load_mnist, "usps": load_usps, "digits": load_digits}
 
 
-def load(name: str, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
-  """Loads a dataset by name: ``"mnist"``, ``"usps"`` or ``"digits"``."""
+def load(name: str, data_dir=None, *, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
+  """Loads a dataset by name: ``"mnist"``, ``"usps"`` or ``"digits"`` (as images
+  ``[n, h, w, c]`` with ``images=True``, shapes in ``IMAGE_SHAPES``)."""
   if name not in LOADERS:
     raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(LOADERS)}")
-  return LOADERS[name]() if name == "digits" else LOADERS[name](data_dir)
+  if name == "digits":
+    return LOADERS[name](images=images)
+  return LOADERS[name](data_dir, images=images)

@@ -1,7 +1,9 @@
-"""Flax Linen models: the fully connected autoencoder and the clustering head.
+"""Flax Linen models: the autoencoders and the clustering head.
 
 Any autoencoder works with the training code if it has ``embed_dim``,
-``encode(x) -> z [n, embed_dim]`` and ``__call__(x) -> (x_hat, z)``.
+``encode(x) -> z [n, embed_dim]`` and ``__call__(x) -> (x_hat, z)`` for rows
+``x [n, d]``: the fully connected ``AutoEncoder`` here and the convolutional
+``ConvAutoEncoder`` (``jdec.conv``), which reshapes rows into images itself.
 """
 
 from typing import Callable, Sequence
@@ -9,8 +11,10 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jdec import dec
+from jdec.conv import ConvAutoEncoder  # noqa: F401 (part of this module's API)
 
 KERNEL_INITS: dict[str, Callable] = {
     # DEC-keras: VarianceScaling(1/3, fan_in, uniform) on every Dense layer.
@@ -111,8 +115,39 @@ class ClusteringModel(nn.Module):
     """Returns ``(log_q [n, k], z [n, e], x_hat [n, d] or None)``."""
     z = self.autoencoder.encode(x)
     log_q = dec.log_soft_assignment(z, self.centroids, self.alpha)
-    x_hat = self.autoencoder.decode(z) if decode else None
+    x_hat = self.autoencoder.decode(z).reshape(x.shape) if decode else None
     return log_q, z, x_hat
+
+
+def build_autoencoder(model_cfg, input_dim: int, image_shape=None) -> nn.Module:
+  """The autoencoder a recipe's ``model`` section describes, for rows of width ``input_dim``.
+
+  Args:
+    model_cfg: mapping with ``arch`` (``"dense"`` or ``"conv"``), ``hidden_dims``,
+      ``kernel_init``, ``conv_filters``, ``embed_dim`` and ``compute_dtype``.
+    input_dim: ``d``, the width of the rows.
+    image_shape: ``(h, w, c)`` of the rows, needed by ``arch="conv"``.
+
+  Raises:
+    ValueError: a conv model without an image shape, or one that does not
+      match ``input_dim``.
+  """
+  if model_cfg["arch"] == "dense":
+    return AutoEncoder(input_dim, tuple(model_cfg["hidden_dims"]), model_cfg["kernel_init"],
+                       model_cfg["compute_dtype"])
+  if model_cfg["arch"] != "conv":
+    raise ValueError(f"unknown model.arch {model_cfg['arch']!r}; use 'dense' or 'conv'")
+  if image_shape is None:
+    raise ValueError(
+        "the convolutional autoencoder (model.arch='conv') needs images: pass x as "
+        "[n, height, width, channels], or image_shape=(h, w, c) with flat rows")
+  image_shape = tuple(int(v) for v in image_shape)
+  if len(image_shape) != 3 or int(np.prod(image_shape)) != input_dim:
+    raise ValueError(f"image_shape {image_shape} does not fit rows of width {input_dim}; "
+                     "give (height, width, channels) with h * w * c = d")
+  return ConvAutoEncoder(image_shape=image_shape, filters=tuple(model_cfg["conv_filters"]),
+                         embed_size=int(model_cfg["embed_dim"]),
+                         compute_dtype=model_cfg["compute_dtype"])
 
 
 def init_autoencoder(

@@ -77,6 +77,8 @@ def pretrain_end_to_end(
     batch_size: int,
     learning_rate: float,
     momentum: float,
+    optimizer: str = "sgd",
+    augment: train.Augment | None = None,
     log_fn: LogFn | None = None,
     progress: bool = True,
     placement: parallel.Placement | None = None,
@@ -90,7 +92,11 @@ def pretrain_end_to_end(
     x: ``[n, d]`` data, placed as ``placement.put_data`` places it.
     model: the autoencoder.
     params: its initial parameters.
-    num_epochs, batch_size, learning_rate, momentum: SGD settings.
+    num_epochs, batch_size: the length of training and the batch size.
+    learning_rate, momentum, optimizer: ``"sgd"`` with momentum or ``"adam"``
+      (see ``train.optimizer``).
+    augment: transforms each batch with the step's key before it is
+      reconstructed (DEC-DA; see ``train.reconstruction_step``).
     log_fn: called with ``{"phase", "epoch", "step", "loss", "wall_s"}`` after
       each epoch (and ``"run"``, the run's index, when stacked).
     progress: show a tqdm bar.
@@ -104,8 +110,8 @@ def pretrain_end_to_end(
   """
   placement = placement or parallel.default_placement()
   state = placement.put(train.create_state(
-      apply_fn=model.apply, params=params, tx=train.sgd(learning_rate, momentum),
-      stacked=key.ndim == 1))
+      apply_fn=model.apply, params=params,
+      tx=train.optimizer(optimizer, learning_rate, momentum), stacked=key.ndim == 1))
   steps_per_epoch = x.shape[0] // batch_size
   epoch, wall_s, on_block = 0, 0.0, None
   try:
@@ -117,7 +123,7 @@ def pretrain_end_to_end(
             "epochs; resume with the settings it was saved with")
       on_block = lambda e, s, w: checkpoints.save(e, s, w, final=e == num_epochs)
     state, history = _run(
-        state, train.reconstruction_step, x, key,
+        state, functools.partial(train.reconstruction_step, augment=augment), x, key,
         num_steps=num_epochs * steps_per_epoch, batch_size=batch_size,
         steps_per_call=steps_per_epoch, desc="pretrain", phase="pretrain",
         log_fn=log_fn, progress=progress, placement=placement,

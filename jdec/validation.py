@@ -31,7 +31,8 @@ def check_data(x, *, n_clusters: int | None = None, name: str = "x") -> np.ndarr
     raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
   if arr.ndim != 2:
     hint = (
-        f"; flatten it first, e.g. {name}.reshape(len({name}), -1)"
+        f"; flatten it first, e.g. {name}.reshape(len({name}), -1), or pass "
+        "images as [n, height, width, channels]"
         if arr.ndim > 2
         else "; pass one row per example, e.g. "
         f"{name}.reshape(-1, 1) for a single feature"
@@ -88,3 +89,38 @@ def check_seeds(seeds) -> list[int]:
   if len(set(seeds)) != len(seeds):
     raise ValueError(f"seeds must be distinct, got {seeds}")
   return seeds
+
+
+def check_images(x, image_shape=None, name: str = "x"):
+  """Images ``[n, h, w, c]`` (or ``[n, h, w]``) as rows ``[n, h*w*c]`` with their shape.
+
+  Rows ``[n, d]`` pass through, with ``image_shape`` checked against ``d`` when
+  given. Other ranks pass through unchanged for ``check_data`` to refuse.
+
+  Returns:
+    ``(x, image_shape)``: ``x`` as an array (rows when it held images) and
+    ``(h, w, c)``, or None for rows without an image shape.
+
+  Raises:
+    ValueError: ``image_shape`` is not three positive integers, or does not
+      match the images or the width of the rows.
+  """
+  arr = np.asarray(x)
+  if image_shape is not None:
+    try:
+      image_shape = tuple(int(v) for v in image_shape)
+    except (TypeError, ValueError):
+      raise ValueError(
+          f"image_shape must be (height, width, channels), got {image_shape!r}") from None
+    if len(image_shape) != 3 or min(image_shape) < 1:
+      raise ValueError(f"image_shape must be three positive integers (height, width, "
+                       f"channels), got {image_shape}")
+  if arr.ndim in (3, 4):
+    shape = tuple(arr.shape[1:]) + ((1,) if arr.ndim == 3 else ())
+    if image_shape is not None and shape != image_shape:
+      raise ValueError(f"{name} holds images of shape {shape}, but image_shape={image_shape}")
+    return arr.reshape(arr.shape[0], -1), shape
+  if arr.ndim == 2 and image_shape is not None and int(np.prod(image_shape)) != arr.shape[1]:
+    raise ValueError(f"image_shape {image_shape} has {int(np.prod(image_shape))} values per "
+                     f"image, but the rows of {name} have {arr.shape[1]}")
+  return arr, image_shape

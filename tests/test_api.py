@@ -67,7 +67,7 @@ def test_pretrained_that_does_not_fit(fitted, digits):
 @pytest.mark.parametrize("x, k, error, match", [
     (np.full((20, 3), np.nan), 2, ValueError, "NaN"),
     (np.array([[1.0, np.inf]] * 20), 2, ValueError, "infinite"),
-    (np.ones((20, 3, 3)), 2, ValueError, "2-D.*flatten"),
+    (np.ones((20, 3, 3, 1, 1)), 2, ValueError, "2-D.*flatten"),
     (np.ones(20), 2, ValueError, "2-D"),
     (np.ones((3, 2)), 4, ValueError, "fewer than n_clusters"),
     (np.ones((20, 2)), 1, ValueError, ">= 2"),
@@ -107,3 +107,50 @@ def test_paper_recipe_layerwise_runs(digits):
   np.testing.assert_array_equal(jdec.predict(r, x), r.labels)
   # The paper's N(0, 0.01^2) initialiser was used: trained weights are small.
   assert float(np.std(np.asarray(r.ae_params["encoder"]["dense_2"]["kernel"]))) < 0.1
+
+
+TINY_CONV = {
+    "model": {"conv_filters": (4, 8, 8), "embed_dim": 6},
+    "pretrain": {"num_epochs": 3, "batch_size": 64},
+    "kmeans": {"n_init": 2},
+    "dec": {"maxiter": 20, "update_interval": 10, "batch_size": 64},
+}
+
+
+def test_conv_recipe_takes_images(digits):
+  x, y = digits[0][:300], digits[1][:300]
+  images = x.reshape(-1, 8, 8, 1)
+  recipe = "conv_dec_da"  # conv, augmentation and Adam; the experiments' test runs dcec
+  r = jdec.fit(images, 10, recipe=recipe, config=TINY_CONV, y=y, progress=False)
+  assert r.image_shape == (8, 8, 1) and r.labels.shape == (300,)
+  assert isinstance(r.model.autoencoder, jdec.models.ConvAutoEncoder)
+  assert r.history["pretrain"][-1]["loss"] < r.history["pretrain"][0]["loss"]
+  # Flat rows with their image shape are the same data; images predict as rows.
+  np.testing.assert_array_equal(jdec.predict(r, images), r.labels)
+  np.testing.assert_array_equal(jdec.predict(r, x), r.labels)
+  with pytest.raises(ValueError, match=r"images of shape \(4, 16, 1\)"):
+    jdec.predict(r, x.reshape(-1, 4, 16, 1))  # the model takes (8, 8, 1)
+  flat = jdec.fit(x, 10, recipe=recipe, config=TINY_CONV, image_shape=(8, 8, 1), y=y,
+                  progress=False)
+  np.testing.assert_array_equal(flat.labels, r.labels)
+
+
+def test_conv_recipe_needs_an_image_shape(digits):
+  x, _ = digits
+  with pytest.raises(ValueError, match=r"needs images: pass x as \[n, height, width, channels\]"):
+    jdec.fit(x, 10, recipe="dcec", config=TINY_CONV, progress=False)
+  with pytest.raises(ValueError, match="image_shape"):
+    jdec.fit(x, 10, recipe="dcec", config=TINY_CONV, image_shape=(8, 9, 1), progress=False)
+
+
+def test_augmented_recipe_on_flat_rows(digits):
+  x, y = digits
+  config = {**SMALL, "pretrain": {**SMALL["pretrain"], "num_epochs": 3}}
+  r = jdec.fit(x, 10, recipe="dec_da", config=config, y=y, progress=False)
+  assert r.image_shape is None and r.config.pretrain.augment and r.config.dec.augment
+  # 64 = 8 x 8 is square, so the rows were augmented as 8x8 images. The first
+  # update compares with the k-means labels: before any DEC step the nearest
+  # centre of each row is (nearly always) its k-means cluster.
+  assert r.history["dec"][0]["delta_label"] < 0.05
+  with pytest.raises(ValueError, match="not a perfect square"):
+    jdec.fit(x[:, :60], 10, recipe="dec_da", config=config, progress=False)

@@ -1,12 +1,14 @@
 """The benchmark and the scaling experiment, on small sizes."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from jdec.experiments import bench
+from jdec.experiments import bench, peers
 
 
 def test_bench_small(tmp_path):
@@ -29,6 +31,20 @@ def test_bench_small(tmp_path):
     assert ("plain PyTorch loop", "pretrain") in names and "pretrain_x_torch" in out["ratios"]
   else:
     assert "pip install" in out["torch_skipped"]
+  if importlib.util.find_spec("keras"):
+    assert {("Keras 3 (JAX backend)", "pretrain"), ("Keras 3 (JAX backend)", "dec")} <= names
+    assert out["ratios"]["pretrain_x_keras"] > 0 and out["ratios"]["dec_x_keras"] > 0
+  else:
+    assert "pip install" in out["keras_skipped"]
+
+
+def test_keras_epochs_small(monkeypatch):
+  monkeypatch.setenv("KERAS_BACKEND", "jax")  # else keras's first import picks TensorFlow
+  pytest.importorskip("keras", reason='the Keras peer needs pip install "jdec[bench]"')
+  x = np.random.default_rng(0).random((600, 20), dtype=np.float32)
+  t = peers.keras_epochs(x, (16, 16, 32, 4), batch_size=64, epochs=2, n_clusters=3,
+                         update_interval=5)
+  assert t["pretrain_epoch_s"] > 0 and t["dec_epoch_s"] > 0
 
 
 def test_bench_table():
@@ -41,6 +57,10 @@ def test_bench_table():
               {"name": "plain PyTorch loop", "phase": "dec", "epoch_s": 6.0, "samples_per_s": 1.0,
                "vs": "jdec with target refreshes"}]
   assert bench.ratios(dec_rows) == {"dec_x_torch": 1.5}
+  keras_rows = [*dec_rows, {"name": "Keras 3 (JAX backend)", "phase": "dec", "epoch_s": 8.0,
+                            "samples_per_s": 1.0, "vs": "jdec with target refreshes"}]
+  assert bench.ratios(keras_rows)["dec_x_keras"] == 2.0
+  assert "2.00x" in bench.table(keras_rows)
 
 
 def test_scaling_small(tmp_path):

@@ -168,3 +168,20 @@ def test_digits_and_arrays():
     data.from_arrays(images, [0, 1, 2])
   with pytest.raises(ValueError, match="unknown dataset"):
     data.load("cifar")
+
+
+def test_images_option_gives_image_shaped_arrays(tmp_path):
+  parts = write_mnist(tmp_path / "mnist")
+  x, _ = data.load_mnist(tmp_path, images=True)
+  assert x.shape == (10, 28, 28, 1) and x.dtype == np.float32
+  # The pixel at row 3, column 5 of the first digit, as in the IDX file.
+  assert x[0, 3, 5, 0] == pytest.approx(parts["train"][0][0, 3, 5] / 255.0)
+  rng = np.random.default_rng(0)
+  flat = rng.uniform(-1, 1, size=(7, 256)).astype(np.float32)
+  np.savez(tmp_path / "usps.npz", x=flat, y=np.zeros(7, np.uint8))
+  xu, _ = data.load_usps(tmp_path, images=True)
+  assert xu.shape == (7, 16, 16, 1)
+  np.testing.assert_allclose(xu[2, 1, :, 0], (flat[2, 16:32] + 1) / 2)  # row-major rows
+  xd, _ = data.load("digits", images=True)
+  assert xd.shape == (1797, 8, 8, 1) == (1797, *data.IMAGE_SHAPES["digits"])
+  np.testing.assert_array_equal(xd.reshape(1797, -1), data.load_digits()[0])

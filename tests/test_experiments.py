@@ -23,11 +23,16 @@ RESULT_KEYS = {"acc", "nmi", "nmi_geometric", "ari", "n_samples", "kmeans_raw_ac
                "time_kmeans_s", "time_dec_s", "device", "jax_version", "seed", "recipe"}
 
 
-def run(module, workdir, *args):
+# The conv recipes read conv_filters, not hidden_dims.
+TINY_CONV = [a for a in TINY if "hidden_dims" not in a] + [
+    "--config.model.conv_filters=(4,8,8)", "--config.model.embed_dim=6"]
+
+
+def run(module, workdir, *args, tiny=TINY):
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   env.pop("JDEC_DATA_DIR", None)
   return subprocess.run([sys.executable, "-m", f"jdec.experiments.{module}",
-                         f"--workdir={workdir}", *TINY, *args],
+                         f"--workdir={workdir}", *tiny, *args],
                         capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -68,6 +73,37 @@ def test_mnist_experiment_local_files_and_reuse(tmp_path):
   results, lines = check_workdir(tmp_path / "run2", 200)
   assert not any(l["phase"] == "pretrain" for l in lines)
   assert results["pretrained_from"].endswith("autoencoder") and results["seed"] == 1
+
+  # IDEC pretrains as DEC-keras does, so it starts from the same autoencoder.
+  proc = run("mnist", tmp_path / "run3", f"--config.data_dir={tmp_path / 'data'}",
+             f"--config.pretrained={tmp_path / 'run1' / 'autoencoder'}",
+             "--config.recipe=idec")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results, _ = check_workdir(tmp_path / "run3", 200)
+  config = json.loads((tmp_path / "run3" / "config.json").read_text())
+  assert config["resolved"]["dec"]["objective"] == "idec" and results["recipe"] == "idec"
+  # A dense autoencoder cannot start a conv recipe: refused, naming why.
+  proc = run("mnist", tmp_path / "run4", f"--config.data_dir={tmp_path / 'data'}",
+             f"--config.pretrained={tmp_path / 'run1' / 'autoencoder'}",
+             "--config.recipe=dcec", tiny=TINY_CONV)
+  assert proc.returncode == 1 and "arch='dense'" in proc.stderr, proc.stderr[-3000:]
+  assert "Traceback" not in proc.stderr
+
+
+def test_conv_recipe_experiment_on_images(tmp_path):
+  proc = run("digits", tmp_path / "run", "--config.n_samples=300", "--config.recipe=dcec",
+             tiny=TINY_CONV)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results, lines = check_workdir(tmp_path / "run", 300)
+  assert results["recipe"] == "dcec"
+  meta = json.loads((tmp_path / "run" / "autoencoder" / "meta.json").read_text())
+  assert meta["arch"] == "conv" and meta["image_shape"] == [8, 8, 1]
+  config = json.loads((tmp_path / "run" / "config.json").read_text())
+  resolved = config["resolved"]
+  assert resolved["dec"]["objective"] == "idec" and resolved["dec"]["optimizer"] == "adam"
+  assert resolved["pretrain"]["optimizer"] == "adam" and not resolved["pretrain"]["augment"]
+  first = next(l for l in lines if l["phase"] == "dec")
+  assert first["delta_label"] is not None and first["delta_label"] < 0.05
 
   # An autoencoder trained for other inputs is refused, naming the mismatch.
   proc = run("mnist", tmp_path / "run3", f"--config.data_dir={tmp_path / 'data'}",
@@ -124,6 +160,16 @@ def test_seed_sweep_experiment(tmp_path):
   assert {l["seed"] for l in lines if l["phase"] == "pretrain"} == {0, 1, 2}
   assert "mean" in proc.stdout and "seed 2" in proc.stdout
 
+  # IDEC pretrains as DEC-keras does: a sweep of it starts from this sweep's autoencoders.
+  proc = run("digits", tmp_path / "idec", "--config.n_samples=300", "--config.seeds=0,2",
+             "--config.recipe=idec", f"--config.pretrained={workdir}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  idec = json.loads((tmp_path / "idec" / "results.json").read_text())
+  assert idec["pretrained_from"] == str(workdir) and idec["recipe"] == "idec"
+  idec_lines = (tmp_path / "idec" / "metrics.jsonl").read_text()
+  assert '"phase": "pretrain"' not in idec_lines and '"phase": "dec"' in idec_lines
+  assert (tmp_path / "idec" / "seed_2" / "autoencoder" / "meta.json").exists()
+
   # The sweep's seed-1 run is the one-seed run of seed 1.
   proc = run("digits", tmp_path / "one", "--config.n_samples=300", "--config.seed=1")
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -132,10 +178,11 @@ def test_seed_sweep_experiment(tmp_path):
   assert single["iterations"] == results["per_seed"][1]["iterations"]
 
 
-def test_seed_sweep_refuses_pretrained(tmp_path):
+def test_seed_sweep_pretrained_needs_a_sweeps_autoencoders(tmp_path):
   proc = run("digits", tmp_path / "run", "--config.seeds=0,1",
              f"--config.pretrained={tmp_path / 'ae'}")
-  assert proc.returncode != 0 and "cannot be combined with --config.seeds" in proc.stderr
+  assert proc.returncode != 0 and "seed_<s>/autoencoder for every seed" in proc.stderr
+  assert str(tmp_path / "ae" / "seed_0" / "autoencoder") in proc.stderr
   assert not (tmp_path / "run").exists()
 
 

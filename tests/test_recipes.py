@@ -50,3 +50,76 @@ def test_settings_the_method_ignores_are_refused():
   # Unset placeholders (None) are fine, and so is switching the method explicitly.
   api.resolve_config("dec_keras", {"pretrain": {"layer_steps": None, "num_epochs": 3}})
   api.resolve_config("dec_keras", {"pretrain": {"method": "layerwise", "layer_steps": 5}})
+
+
+def test_family_recipes_follow_their_sources():
+  idec = recipes.get_recipe("idec")
+  assert idec.dec.objective == "idec" and idec.dec.kl_weight == 0.1
+  assert idec.pretrain.to_dict() == recipes.get_recipe("dec_keras").pretrain.to_dict()
+  dcec = recipes.get_recipe("dcec")
+  assert dcec.model.arch == "conv" and tuple(dcec.model.conv_filters) == (32, 64, 128)
+  assert dcec.model.kernel_init == "glorot_uniform" and dcec.model.embed_dim == 10
+  assert (dcec.pretrain.optimizer, dcec.pretrain.learning_rate, dcec.pretrain.num_epochs) == (
+      "adam", 0.001, 200)
+  assert (dcec.dec.objective, dcec.dec.kl_weight, dcec.dec.optimizer) == ("idec", 0.1, "adam")
+  assert not dcec.pretrain.augment and not dcec.dec.augment
+  da = recipes.get_recipe("dec_da")
+  assert da.model.arch == "dense" and da.model.kernel_init == "dec_keras"
+  assert (da.pretrain.optimizer, da.pretrain.learning_rate, da.pretrain.momentum,
+          da.pretrain.num_epochs) == ("sgd", 1.0, 0.9, 500)
+  assert (da.dec.objective, da.dec.optimizer, da.dec.learning_rate, da.dec.momentum) == (
+      "dec", "sgd", 0.01, 0.9)
+  assert da.pretrain.augment and da.dec.augment
+  assert (da.augment.max_rotation_deg, da.augment.max_shift) == (10.0, 0.1)
+  conv_da = recipes.get_recipe("conv_dec_da")
+  assert conv_da.model.arch == "conv" and conv_da.pretrain.num_epochs == 500
+  assert conv_da.pretrain.optimizer == conv_da.dec.optimizer == "adam"
+  assert conv_da.pretrain.augment and conv_da.dec.augment and conv_da.dec.objective == "dec"
+  for name in recipes.RECIPES:
+    recipes.validate(recipes.get_recipe(name))
+
+
+@pytest.mark.parametrize("name", ["dec_keras", "idec", "dcec", "dec_da", "conv_dec_da"])
+def test_update_interval_per_dataset(name):
+  assert recipes.get_recipe(name, "mnist").dec.update_interval == 140
+  assert recipes.get_recipe(name, "usps").dec.update_interval == 30
+  assert recipes.get_recipe(name, "digits").to_dict() == recipes.get_recipe(name).to_dict()
+
+
+def test_dec_keras_on_usps_takes_dec_keras_usps_settings():
+  usps = recipes.get_recipe("dec_keras", "usps")
+  assert usps.pretrain.num_epochs == 50 and usps.model.kernel_init == "glorot_uniform"
+  assert (usps.pretrain.optimizer, usps.pretrain.learning_rate) == ("adam", 0.001)
+  assert (usps.dec.optimizer, usps.dec.learning_rate, usps.dec.momentum) == ("sgd", 0.01, 0.9)
+  assert usps.dec.update_interval == 30
+  idec = recipes.get_recipe("idec", "usps")  # pretrains as dec_keras does, here too
+  assert idec.pretrain.to_dict() == usps.pretrain.to_dict() and idec.dec.objective == "idec"
+  mnist = recipes.get_recipe("dec_keras", "mnist")
+  assert mnist.pretrain.num_epochs == 300 and mnist.pretrain.optimizer == "sgd"
+  # Only DEC-keras's own recipe changes on USPS; DEC-DA keeps its 500 SGD epochs.
+  da = recipes.get_recipe("dec_da", "usps")
+  assert da.pretrain.num_epochs == 500 and da.pretrain.optimizer == "sgd"
+
+
+@pytest.mark.parametrize("recipe, override, match", [
+    ("dcec", {"model": {"hidden_dims": (100, 10)}}, "model.hidden_dims is only used by model.arch='dense'"),
+    ("dec_keras", {"model": {"conv_filters": (8, 8, 8)}}, "model.conv_filters is only used by"),
+    ("dcec", {"pretrain": {"momentum": 0.5}}, "pretrain.momentum is only used by pretrain.optimizer='sgd'"),
+    ("dec_keras", {"dec": {"kl_weight": 0.5}}, "dec.kl_weight is only used by dec.objective='idec'"),
+])
+def test_settings_the_choices_ignore_are_refused(recipe, override, match):
+  with pytest.raises(ValueError, match=match):
+    api.resolve_config(recipe, override)
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"dec": {"objective": "kl"}}, "dec.objective"),
+    ({"dec": {"optimizer": "rmsprop"}}, "dec.optimizer"),
+    ({"model": {"arch": "conv"}}, "model.kernel_init must be 'glorot_uniform'"),
+    ({"model": {"arch": "resnet"}}, "model.arch"),
+    ({"augment": {"max_shift": 1.5}}, "augment.max_shift"),
+    ({"pretrain": {"method": "layerwise", "augment": True}}, "pretrain.method must be 'end_to_end' with pretrain.augment"),
+])
+def test_validate_names_the_bad_family_setting(override, match):
+  with pytest.raises(ValueError, match=match):
+    recipes.validate(recipes.merge(recipes.get_recipe(), override))

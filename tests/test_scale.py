@@ -108,11 +108,18 @@ def test_bad_seeds(digits, seeds, message):
     jdec.fit(x, 10, config=SMALL, seeds=seeds, progress=False)
 
 
-def test_sweep_refuses_pretrained_autoencoder(digits, singles):
-  x, _ = digits
-  with pytest.raises(ValueError, match="ae_params cannot be combined with seeds"):
-    jdec.fit(x, 10, config=SMALL, seeds=[0, 1], ae_params=singles[0].ae_params,
+def test_sweep_from_pretrained_autoencoders(digits, singles):
+  x, y = digits
+  with pytest.raises(ValueError, match="one pretrained autoencoder per seed"):
+    jdec.fit(x, 10, config=SMALL, seeds=SEEDS, ae_params=singles[0].ae_params,
              progress=False)
+  stacked = jax.tree.map(lambda *a: np.stack([np.asarray(v) for v in a]),
+                         *[r.ae_params for r in singles])
+  sweep = jdec.fit(x, 10, config=SMALL, seeds=SEEDS, ae_params=stacked, y=y, progress=False)
+  for one, from_sweep in zip(singles, sweep.results):
+    assert from_sweep.history["pretrain"] == []
+    np.testing.assert_array_equal(from_sweep.labels, one.labels)  # k-means and DEC as alone
+    assert from_sweep.iterations == one.iterations
 
 
 def test_layerwise_sweep_equals_one_seed(digits):

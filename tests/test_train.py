@@ -109,7 +109,7 @@ def test_dec_scan_equals_per_step_reference(tiny):
   x, model, params = tiny
   s0 = _clustering_state(x, model, params)
   p = cluster._refresh(cluster.full_log_q(s0, x))[1]
-  step = functools.partial(train.clustering_step, gamma=0.0)
+  step = functools.partial(train.clustering_step, objective="dec")
   scan = train.compile_scan(step, num_steps=8, batch_size=16)
   s_ref, _ = train.run_steps_reference(step, jax.tree.map(jnp.copy, s0), (x, p),
                                        jax.random.key(5), 0, 8, 16)
@@ -122,12 +122,64 @@ def test_idec_loss_trains_the_decoder(tiny):
   x, model, params = tiny
   state = _clustering_state(x, model, params)
   p = cluster._refresh(cluster.full_log_q(state, x))[1]
-  scan = train.compile_scan(functools.partial(train.clustering_step, gamma=0.1),
+  scan = train.compile_scan(functools.partial(train.clustering_step, objective="idec",
+                                              kl_weight=0.1),
                             num_steps=5, batch_size=16)
   state, m = scan(state, (x, p), jax.random.key(3), jnp.asarray(0), jnp.asarray(5))
   assert np.all(np.asarray(m["loss"]) > np.asarray(m["kl"]) * 0.1)
   assert not np.allclose(state.params["autoencoder"]["decoder"]["dense_0"]["kernel"],
                          params["decoder"]["dense_0"]["kernel"])
+
+
+@pytest.mark.parametrize("kl_weight", [0.1, 2.0])
+def test_idec_loss_is_mse_plus_weighted_kl(tiny, kl_weight):
+  x, model, params = tiny
+  state = _clustering_state(x, model, params)
+  p = jax.nn.softmax(jax.random.normal(jax.random.key(1), (96, 3)), axis=1)  # far from q
+  batch = (x[:16], p[:16])
+  _, m = train.clustering_step(state, batch, jax.random.key(0), objective="idec",
+                               kl_weight=kl_weight)
+  log_q, _, x_hat = state.apply_fn({"params": state.params}, x[:16], decode=True)
+  kl = float(jnp.mean(jnp.sum(p[:16] * (jnp.log(p[:16]) - log_q), axis=1)))
+  mse = float(jnp.mean(jnp.square(x_hat - x[:16])))
+  np.testing.assert_allclose(float(m["kl"]), kl, rtol=1e-4)
+  np.testing.assert_allclose(float(m["loss"]), mse + kl_weight * kl, rtol=1e-4)
+  _, m_dec = train.clustering_step(state, batch, jax.random.key(0), objective="dec")
+  np.testing.assert_allclose(float(m_dec["loss"]), kl, rtol=1e-4)  # DEC: KL alone
+  with pytest.raises(ValueError, match="unknown objective"):
+    train.clustering_step(state, batch, jax.random.key(0), objective="kl")
+
+
+def test_augment_feeds_the_step_a_transformed_batch_p_unchanged(tiny):
+  x, model, params = tiny
+  state = _clustering_state(x, model, params)
+  p = cluster._refresh(cluster.full_log_q(state, x))[1]
+  seen = []
+
+  def flip(key, rows):  # a deterministic stand-in: the step must use what it returns
+    seen.append(key)
+    return rows[:, ::-1]
+
+  batch = (x[:16], p[:16])
+  _, m_aug = train.clustering_step(state, batch, jax.random.key(7), augment=flip)
+  _, m_ref = train.clustering_step(state, (x[:16, ::-1], p[:16]), jax.random.key(7))
+  np.testing.assert_allclose(float(m_aug["loss"]), float(m_ref["loss"]), rtol=1e-6)
+  assert len(seen) == 1  # called with the step's key
+  _, r_aug = train.reconstruction_step(_state(model, params), x[:16], jax.random.key(7),
+                                       augment=flip)
+  _, r_ref = train.reconstruction_step(_state(model, params), x[:16, ::-1], jax.random.key(7))
+  np.testing.assert_allclose(float(r_aug["loss"]), float(r_ref["loss"]), rtol=1e-6)
+
+
+def test_optimizers_by_name():
+  params = {"w": jnp.ones(3)}
+  grads = {"w": jnp.full(3, 0.5)}
+  for name, expected in [("sgd", 1 - 0.1 * 0.5), ("adam", 1 - 0.1)]:  # adam's first step: lr
+    tx = train.optimizer(name, 0.1, 0.9)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    np.testing.assert_allclose(params["w"] + updates["w"], expected, rtol=1e-5)
+  with pytest.raises(ValueError, match="unknown optimizer"):
+    train.optimizer("rmsprop", 0.1)
 
 
 def test_cluster_run_stops_by_tol_and_by_maxiter(tiny):
@@ -140,3 +192,17 @@ def test_cluster_run_stops_by_tol_and_by_maxiter(tiny):
   assert out["stopped_by"] == "maxiter" and out["iterations"] == 12
   assert [h["iteration"] for h in hist] == [0, 5, 10, 12]
   assert int(state.step) == 12
+  assert hist[0]["delta_label"] is None  # nothing to compare the first labels with
+
+
+def test_first_delta_label_is_against_the_initial_labels(tiny):
+  x, model, params = tiny
+  state = _clustering_state(x, model, params)
+  labels0 = np.asarray(jnp.argmax(cluster.full_log_q(state, x), axis=1))
+  initial = labels0.copy()
+  initial[:12] = (initial[:12] + 1) % 3  # 12 of 96 labels differ from the first update's
+  _, hist, out = cluster.run(jax.random.key(0), state, x, batch_size=16, update_interval=5,
+                             tol=0.5, maxiter=20, initial_labels=initial, progress=False)
+  assert hist[0]["delta_label"] == pytest.approx(12 / 96)
+  # tol 0.5 is met at iteration 0 already, but DEC-keras stops only after training.
+  assert out["iterations"] == 5 and out["stopped_by"] == "tol"

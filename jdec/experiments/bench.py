@@ -1,4 +1,4 @@
-"""Side-by-side speed benchmark: bare-step ceilings, jdec, plain PyTorch, ClustPy.
+"""Side-by-side speed benchmark: bare-step ceilings, jdec, plain PyTorch, Keras 3, ClustPy.
 
     python -m jdec.experiments.bench --workdir experiments/results
 
@@ -13,6 +13,8 @@ momentum, so the throughputs compare like with like:
   as ``fit`` runs them, with real batches, shuffles and DEC's full-data
   target refreshes.
 - ``torch``: the same model as a plain PyTorch training loop.
+- ``keras``: the DEC tutorial's Keras code (``fit``, then ``predict`` and
+  ``train_on_batch``) on Keras 3 with its JAX backend (the ``bench`` extra).
 - ``clustpy``: ``clustpy.deep.DEC`` (the ``bench`` extra).
 
 Prints a table and writes ``bench-<host>-<date>.json`` into the work directory.
@@ -48,6 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.sweep_seeds = 4  # S for the "S seeds at once" row; 0 skips it
   c.bf16 = True  # time a bfloat16 pretraining epoch too
   c.torch = True
+  c.keras = True
   c.clustpy = True
   c.clustpy_epochs = 2
   c.seed = 0
@@ -235,6 +238,17 @@ def run(cfg: ml_collections.ConfigDict, workdir) -> dict:
     except ImportError as e:
       out["torch_skipped"] = str(e)
       print(f"  (PyTorch skipped: {e})")
+  if cfg.keras:
+    try:
+      k = peers.keras_epochs(x, hidden, batch_size=cfg.batch_size, epochs=cfg.epochs,
+                             n_clusters=cfg.n_clusters, seed=cfg.seed)
+      row("Keras 3 (JAX backend)", "pretrain", k["pretrain_epoch_s"],
+          note="model.fit, last partial batch included")
+      row("Keras 3 (JAX backend)", "dec", k["dec_epoch_s"], vs="jdec with target refreshes",
+          note="predict on all rows and P every 140 steps, train_on_batch")
+    except (ImportError, peers.KerasBackendError) as e:
+      out["keras_skipped"] = str(e)
+      print(f"  (Keras skipped: {e})")
   if cfg.clustpy:
     try:
       c = peers.clustpy_epochs(
@@ -274,7 +288,7 @@ def ratios(rows: list[dict]) -> dict:
   out = {}
   for r in rows:
     label = {"ceiling (bare jitted step)": "of_ceiling", "plain PyTorch loop": "x_torch",
-             "ClustPy DEC": "x_clustpy"}.get(r["name"])
+             "Keras 3 (JAX backend)": "x_keras", "ClustPy DEC": "x_clustpy"}.get(r["name"])
     mine = epoch.get((r.get("vs", "jdec"), r["phase"]))
     if label and mine:
       out[f"{r['phase']}_{label}"] = r["epoch_s"] / mine

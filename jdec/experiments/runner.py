@@ -35,7 +35,7 @@ import jdec
 from jdec import api, checkpoint, data, metrics, parallel, plots, recipes, validation
 from jdec.experiments import workdir as workdir_lib
 
-RECIPE_SECTIONS = ("model", "input_scaling", "pretrain", "kmeans", "dec")
+RECIPE_SECTIONS = ("model", "input_scaling", "augment", "pretrain", "kmeans", "dec")
 
 
 def recipe_overrides() -> ml_collections.ConfigDict:
@@ -115,10 +115,26 @@ def _load(config) -> tuple[np.ndarray, np.ndarray]:
   return x, y
 
 
-def _load_pretrained(path, meta: dict):
-  """A saved autoencoder, after checking it was trained for this data and scaling."""
+def _load_pretrained(path, meta: dict, seeds=None):
+  """A saved autoencoder, after checking it was trained for this data, model and scaling.
+
+  For a sweep, ``path`` is an earlier sweep's work directory and the result
+  stacks its ``seed_<s>/autoencoder`` of every seed ``s``, in order.
+  """
+  if seeds:
+    folders = [pathlib.Path(path) / f"seed_{s}" / "autoencoder" for s in seeds]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+      raise checkpoint.CheckpointError(
+          f"with --config.seeds, --config.pretrained must be an earlier sweep's work "
+          f"directory holding seed_<s>/autoencoder for every seed; missing: {missing[0]}")
+    loaded = [_load_pretrained(f, meta) for f in folders]
+    return jax.tree.map(lambda *a: np.stack(a), *loaded)
   ae_params, saved = checkpoint.load(path)
-  for key in ("input_dim", "hidden_dims", "input_scaling"):
+  saved = {"arch": "dense", **saved}  # autoencoders saved before conv models existed
+  model_keys = (("hidden_dims",) if meta["arch"] == "dense"
+                else ("conv_filters", "embed_dim", "image_shape"))
+  for key in ("input_dim", "arch", *model_keys, "input_scaling"):
     if saved.get(key) != meta[key]:
       raise checkpoint.CheckpointError(
           f"{path} holds an autoencoder trained with {key}={saved.get(key)!r}, "
@@ -144,22 +160,23 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
   """Runs the experiment ``config`` and writes everything into ``workdir``."""
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   overrides = {k: config[k] for k in RECIPE_SECTIONS}
-  recipe = api.resolve_config(config.recipe, overrides)
+  recipe = api.resolve_config(config.recipe, overrides, config.dataset)
   seeds = validation.check_seeds(config.seeds) if config.seeds else None
-  if seeds and config.pretrained:
-    raise ValueError("--config.pretrained cannot be combined with --config.seeds: a sweep "
-                     "pretrains one autoencoder per seed")
   placement = _placement(config)
   writer = parallel.is_writer()
   # Everything that can fail on bad input fails before anything is written.
   x, y = parallel.on_every_process(lambda: _load(config), USER_ERRORS)
   if jax.process_count() > 1:
     _same_data(x, y)
-  meta = {"input_dim": int(x.shape[1]), "hidden_dims": list(recipe.model.hidden_dims),
+  image_shape = data.IMAGE_SHAPES.get(config.dataset)
+  meta = {"input_dim": int(x.shape[1]), "arch": recipe.model.arch,
+          "hidden_dims": list(recipe.model.hidden_dims),
+          "conv_filters": list(recipe.model.conv_filters), "embed_dim": recipe.model.embed_dim,
+          "image_shape": list(image_shape) if image_shape else None,
           "kernel_init": recipe.model.kernel_init, "input_scaling": recipe.input_scaling,
           "compute_dtype": recipe.model.compute_dtype, "dataset": config.dataset,
           "seed": config.seed}
-  ae_params = _load_pretrained(config.pretrained, meta) if config.pretrained else None
+  ae_params = _load_pretrained(config.pretrained, meta, seeds) if config.pretrained else None
 
   def prepare():  # the writer's decision, shared
     path, started = workdir_lib.prepare(workdir, config)
@@ -188,10 +205,6 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     if writer:  # params: numpy, or replicated arrays (whose host copy is local)
       workdir_lib.save_once(path, params, meta_, resuming=resuming)
 
-  if config.pretrained:
-    results["pretrained_from"] = str(config.pretrained)
-    save(workdir / "autoencoder", ae_params, meta)  # keep it with this run
-
   def seed_dir(seed):
     return workdir / f"seed_{seed}" if seeds else workdir
 
@@ -203,6 +216,10 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     for i, seed in enumerate(seeds):
       save(seed_dir(seed) / "autoencoder", jax.tree.map(lambda a: a[i], host),
            {**meta, "seed": seed})
+
+  if config.pretrained:
+    results["pretrained_from"] = str(pathlib.Path(config.pretrained).absolute())
+    save_pretrained(ae_params)  # keep it with this run
 
   with contextlib.ExitStack() as stack:
     log = None
@@ -217,7 +234,8 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
         x, config.n_clusters, recipe=config.recipe, config=overrides,
         seed=config.seed, seeds=seeds, y=y, ae_params=ae_params, log_fn=log,
         progress=config.progress and writer, on_pretrained=save_pretrained,
-        placement=placement, checkpoints=progress,
+        placement=placement, checkpoints=progress, image_shape=image_shape,
+        dataset=config.dataset,
     )
   system = _system()
   per_seed = []
