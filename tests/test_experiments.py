@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from jdec import checkpoint
+from jdec import checkpoint, recipes
 from jdec.experiments import digits, runner
 from test_data import write_mnist
 
@@ -47,7 +47,8 @@ def check_workdir(workdir, n_samples):
   assert {l["phase"] for l in lines} >= {"kmeans_raw", "dec"}
   config = json.loads((workdir / "config.json").read_text())
   assert config["resolved"]["dec"]["maxiter"] == 30
-  assert config["resolved"]["dec"]["learning_rate"] == 0.01  # recipe default kept
+  recipe = recipes.get_recipe(results["recipe"])
+  assert config["resolved"]["dec"]["learning_rate"] == recipe.dec.learning_rate  # default kept
   return results, lines
 
 
@@ -75,19 +76,32 @@ def test_mnist_experiment_local_files_and_reuse(tmp_path):
   assert results["pretrained_from"].endswith("autoencoder") and results["seed"] == 1
 
   # IDEC pretrains as DEC-keras does, so it starts from the same autoencoder.
-  proc = run("mnist", tmp_path / "run3", f"--config.data_dir={tmp_path / 'data'}",
+  proc = run("mnist", tmp_path / "run_idec", f"--config.data_dir={tmp_path / 'data'}",
              f"--config.pretrained={tmp_path / 'run1' / 'autoencoder'}",
              "--config.recipe=idec")
   assert proc.returncode == 0, proc.stderr[-3000:]
-  results, _ = check_workdir(tmp_path / "run3", 200)
-  config = json.loads((tmp_path / "run3" / "config.json").read_text())
+  results, _ = check_workdir(tmp_path / "run_idec", 200)
+  config = json.loads((tmp_path / "run_idec" / "config.json").read_text())
   assert config["resolved"]["dec"]["objective"] == "idec" and results["recipe"] == "idec"
   # A dense autoencoder cannot start a conv recipe: refused, naming why.
-  proc = run("mnist", tmp_path / "run4", f"--config.data_dir={tmp_path / 'data'}",
+  proc = run("mnist", tmp_path / "run_dcec", f"--config.data_dir={tmp_path / 'data'}",
              f"--config.pretrained={tmp_path / 'run1' / 'autoencoder'}",
              "--config.recipe=dcec", tiny=TINY_CONV)
   assert proc.returncode == 1 and "arch='dense'" in proc.stderr, proc.stderr[-3000:]
-  assert "Traceback" not in proc.stderr
+  assert "Traceback" not in proc.stderr and not (tmp_path / "run_dcec").exists()
+
+  # An autoencoder trained for other inputs is refused, naming the mismatch.
+  proc = run("mnist", tmp_path / "run3", f"--config.data_dir={tmp_path / 'data'}",
+             f"--config.pretrained={tmp_path / 'run1' / 'autoencoder'}",
+             "--config.input_scaling=unit_power")
+  assert proc.returncode != 0 and "input_scaling='none'" in proc.stderr
+  assert not (tmp_path / "run3").exists()
+
+  # A finished work directory is never overwritten.
+  before = (tmp_path / "run1" / "results.json").read_text()
+  proc = run("mnist", tmp_path / "run1", f"--config.data_dir={tmp_path / 'data'}")
+  assert proc.returncode != 0 and "already holds a finished run" in proc.stderr
+  assert (tmp_path / "run1" / "results.json").read_text() == before
 
 
 def test_conv_recipe_experiment_on_images(tmp_path):
@@ -104,19 +118,6 @@ def test_conv_recipe_experiment_on_images(tmp_path):
   assert resolved["pretrain"]["optimizer"] == "adam" and not resolved["pretrain"]["augment"]
   first = next(l for l in lines if l["phase"] == "dec")
   assert first["delta_label"] is not None and first["delta_label"] < 0.05
-
-  # An autoencoder trained for other inputs is refused, naming the mismatch.
-  proc = run("mnist", tmp_path / "run3", f"--config.data_dir={tmp_path / 'data'}",
-             f"--config.pretrained={tmp_path / 'run1' / 'autoencoder'}",
-             "--config.input_scaling=unit_power")
-  assert proc.returncode != 0 and "input_scaling='none'" in proc.stderr
-  assert not (tmp_path / "run3").exists()
-
-  # A finished work directory is never overwritten.
-  before = (tmp_path / "run1" / "results.json").read_text()
-  proc = run("mnist", tmp_path / "run1", f"--config.data_dir={tmp_path / 'data'}")
-  assert proc.returncode != 0 and "already holds a finished run" in proc.stderr
-  assert (tmp_path / "run1" / "results.json").read_text() == before
 
 
 def test_usps_experiment(tmp_path):
