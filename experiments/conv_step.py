@@ -3,15 +3,19 @@
     python experiments/conv_step.py --batch 256 --steps 20 --image 28
 
 Each model takes ``--steps`` Adam steps on the mean squared reconstruction error
-inside one jitted ``jax.lax.scan`` (batches drawn from a random array on the
-device); the table gives the median milliseconds per step over ``--repeats``
-calls after a compiling one. The fully connected d-500-500-2000-10
-autoencoder is timed the same way for comparison; the ceiling column is the
-step's FLOP count at the given rate (``--gflops``, e.g. the machine's peak).
+inside one jitted ``jax.lax.scan`` (``jdec.train.compile_scan``, batches drawn
+from a random array on the device). The table gives the median wall and CPU
+milliseconds per step over ``--repeats`` calls after a compiling one, the
+step's FLOPs (counted from the layer shapes: forward, kernel gradient and input
+gradient of every layer but the first) and the ceiling those FLOPs allow at
+``--peak_gflops``. The fully connected d-500-500-2000-10 autoencoder is timed
+the same way for comparison. On a shared machine compare rows of one run: the
+load average is printed, and CPU time exceeding wall time shows both cores at
+work.
 """
 
 import argparse
-import functools
+import os
 import subprocess
 import time
 
@@ -23,42 +27,55 @@ import optax
 from jdec import conv, models, train
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+  """``lscpu``'s model name and CPU count."""
   try:
     out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
   except (OSError, subprocess.CalledProcessError):
     return "unknown (no lscpu)"
   fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-  return (f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, "
-          f"backend {jax.default_backend()}")
+  flags = fields.get("Flags", "")
+  isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+  return f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, {isa}"
+
+
+def cae_flops(side: int, batch: int, filters=(32, 64, 128), embed: int = 10) -> float:
+  """FLOPs of one CAE training step: 2 per multiply-add, 3 products per layer."""
+  macs, chans = [], (1, *filters)
+  for i, p in enumerate(conv.cae_plan((side, side, 1), filters)):
+    conv_macs = np.prod(p["out_hw"]) * p["kernel"] ** 2 * chans[i] * chans[i + 1]
+    macs += [conv_macs, conv_macs]  # the conv and its mirror, the transposed conv
+  dense = np.prod(conv.cae_plan((side, side, 1), filters)[-1]["out_hw"]) * filters[-1] * embed
+  first = macs[0]  # conv1 needs no input gradient
+  return 2.0 * batch * (3 * (sum(macs) + 2 * dense) - first - dense)
+
+
+def fc_flops(dims, batch: int) -> float:
+  """FLOPs of one step of the symmetric fully connected autoencoder."""
+  widths = list(dims) + list(dims[-2::-1])
+  macs = [a * b for a, b in zip(widths[:-1], widths[1:])]
+  return 2.0 * batch * (3 * sum(macs) - macs[0])
 
 
 def time_model(model, input_dim: int, *, batch: int, steps: int, repeats: int,
                n_rows: int = 4096) -> tuple[float, float]:
-  """Median seconds per step, and the step's FLOPs (XLA's count per step)."""
+  """Median wall and CPU seconds per step inside one scan of ``steps`` steps."""
   key = jax.random.key(0)
   data = jax.random.uniform(key, (n_rows, input_dim))
   params = models.init_autoencoder(key, model, input_dim)
   tx = optax.adam(1e-3)
   scan = train.compile_scan(train.reconstruction_step, num_steps=steps, batch_size=batch)
-
-  def fresh():
-    return train.create_state(model.apply, jax.tree.map(jnp.copy, params), tx)
-
   args = (data, key, jnp.asarray(0), jnp.asarray(steps))
-  state, m = scan(fresh(), *args)
-  jax.block_until_ready(m)
-  times = []
+  fresh = lambda: train.create_state(model.apply, jax.tree.map(jnp.copy, params), tx)
+  jax.block_until_ready(scan(fresh(), *args))  # compile
+  wall, cpu = [], []
   for _ in range(repeats):
-    s = fresh()
-    t0 = time.perf_counter()
-    _, m = scan(s, *args)
-    jax.block_until_ready(m)
-    times.append((time.perf_counter() - t0) / steps)
-  step = jax.jit(functools.partial(train.reconstruction_step, key=key))
-  cost = step.lower(fresh(), data[:batch]).compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, list) else cost
-  return float(np.median(times)), float(cost.get("flops", np.nan))
+    state = jax.block_until_ready(fresh())
+    t0, c0 = time.perf_counter(), time.process_time()
+    jax.block_until_ready(scan(state, *args))
+    wall.append((time.perf_counter() - t0) / steps)
+    cpu.append((time.process_time() - c0) / steps)
+  return float(np.median(wall)), float(np.median(cpu))
 
 
 def main():
@@ -68,32 +85,34 @@ def main():
   parser.add_argument("--lax_steps", type=int, default=3, help="steps for the slow lax path")
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--image", type=int, default=28, help="side of the square 1-channel images")
-  parser.add_argument("--gflops", type=float, default=146.0,
-                      help="rate for the ceiling column, GFLOP/s")
-  parser.add_argument("--skip", default="", help="comma-separated rows to skip: lax,im2col,fc")
+  parser.add_argument("--peak_gflops", type=float, default=146.0,
+                      help="rate for the ceiling column (2 cores x 2.3 GHz x 32 FLOP/cycle)")
+  parser.add_argument("--skip", default="", help="rows to skip, comma-separated: lax,im2col,fc")
   args = parser.parse_args()
   side, skip = args.image, set(filter(None, args.skip.split(",")))
-  d = side * side
-  rows = {
-      "CAE, conv_impl=lax": (conv.ConvAutoEncoder((side, side, 1), conv_impl="lax"),
-                             args.lax_steps, "lax"),
-      "CAE, conv_impl=im2col": (conv.ConvAutoEncoder((side, side, 1), conv_impl="im2col"),
-                                args.steps, "im2col"),
-      f"FC AE {d}-500-500-2000-10": (models.AutoEncoder(d, (500, 500, 2000, 10)),
-                                     args.steps, "fc"),
-  }
-  print(f"CPU: {_cpu_model()}; jax {jax.__version__}")
-  print(f"batch {args.batch}, {side}x{side}x1, Adam, MSE, steps inside one lax.scan, "
-        f"median of {args.repeats}")
-  print(f"{'model':<30} {'steps':>5} {'ms/step':>9} {'MFLOP/step':>11} "
-        f"{'ceiling ms':>11} {'x ceiling':>9}")
-  for name, (model, steps, tag) in rows.items():
+  d, fc_dims = side * side, (500, 500, 2000, 10)
+  rows = [
+      ("lax", "CAE, conv_impl=lax", conv.ConvAutoEncoder((side, side, 1), conv_impl="lax"),
+       args.lax_steps, cae_flops(side, args.batch)),
+      ("im2col", "CAE, conv_impl=im2col",
+       conv.ConvAutoEncoder((side, side, 1), conv_impl="im2col"), args.steps,
+       cae_flops(side, args.batch)),
+      ("fc", f"FC AE {d}-500-500-2000-10", models.AutoEncoder(d, fc_dims), args.steps,
+       fc_flops((d, *fc_dims), args.batch)),
+  ]
+  print(f"CPU: {cpu_model()}; jax {jax.__version__}; load average "
+        f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+  print(f"batch {args.batch} of {side}x{side}x1, Adam, MSE, steps in one lax.scan, "
+        f"median of {args.repeats} calls; ceiling at {args.peak_gflops:.0f} GFLOP/s")
+  print(f"{'model':<28} {'steps':>5} {'wall ms':>8} {'cpu ms':>8} {'GFLOP':>6} "
+        f"{'ceiling ms':>10} {'x ceiling':>9}")
+  for tag, name, model, steps, flops in rows:
     if tag in skip:
       continue
-    sec, flops = time_model(model, d, batch=args.batch, steps=steps, repeats=args.repeats)
-    ceiling = flops / (args.gflops * 1e9)
-    print(f"{name:<30} {steps:>5} {sec * 1e3:>9.1f} {flops / 1e6:>11.0f} "
-          f"{ceiling * 1e3:>11.1f} {sec / ceiling:>9.2f}", flush=True)
+    wall, cpu = time_model(model, d, batch=args.batch, steps=steps, repeats=args.repeats)
+    ceiling = flops / (args.peak_gflops * 1e9)
+    print(f"{name:<28} {steps:>5} {wall * 1e3:>8.1f} {cpu * 1e3:>8.1f} {flops / 1e9:>6.2f} "
+          f"{ceiling * 1e3:>10.1f} {wall / ceiling:>9.2f}", flush=True)
 
 
 if __name__ == "__main__":

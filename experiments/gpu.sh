@@ -25,7 +25,7 @@ if [ -n "${QUICK:-}" ]; then
   BENCH="--config.n_samples=3000 --config.epochs=2 --config.sweep_seeds=2 --config.dec_intervals=1"
   SEEDS=0,1
   DA_SEEDS=0,1
-  CONV="--steps 3 --lax-steps 1"
+  CONV="--steps 3 --lax_steps 1 --repeats 1"
 else
   RUN=""
   BENCH="--config.sweep_seeds=10"

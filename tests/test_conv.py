@@ -22,29 +22,35 @@ def _normal(*shape, seed=0):
   return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
 
-def _close(a, b, rtol=1e-4):
+def _close(a, b, rtol=1e-4, err_msg=""):
   """Elementwise close, with the absolute slack scaled to the array's size."""
   a, b = np.asarray(a), np.asarray(b)
-  assert a.shape == b.shape
-  np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * float(np.max(np.abs(a))))
+  assert a.shape == b.shape, err_msg
+  np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * float(np.max(np.abs(a))),
+                             err_msg=err_msg)
 
 
 @functools.cache
 def _params(side: int) -> dict:
-  model = conv.ConvAutoEncoder((side, side, 1))
-  return jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, model.input_dim)))["params"]
+  """The model's initial parameters (the same for both impls; lax compiles faster)."""
+  model = conv.ConvAutoEncoder((side, side, 1), conv_impl="lax")
+  return jax.jit(model.init)(_key(0), jnp.zeros((1, model.input_dim)))["params"]
 
 
-def _layer_configs():
-  """Every (layer, input side, cin, cout, kernel, padding) of the model at each side."""
-  configs = set()
-  for side in SIDES:
-    for i, p in enumerate(conv.cae_plan((side, side, 1), (32, 64, 128))):
-      configs.add(("conv", p["in_hw"][0], CHANNELS[i], CHANNELS[i + 1], p["kernel"],
-                   p["padding"]))
-      configs.add(("deconv", p["out_hw"][0], CHANNELS[i + 1], CHANNELS[i], p["kernel"],
-                   p["padding"]))
-  return sorted(configs)
+def _key(seed):
+  """A key whose sampler compiles in a fraction of threefry's time."""
+  return jax.random.key(seed, impl="rbg")
+
+
+def _layer_configs(side):
+  """Each (layer, input side, cin, cout, kernel, padding) of the model at ``side``."""
+  configs = []
+  for i, p in enumerate(conv.cae_plan((side, side, 1), (32, 64, 128))):
+    configs.append(("conv", p["in_hw"][0], CHANNELS[i], CHANNELS[i + 1], p["kernel"],
+                    p["padding"]))
+    configs.append(("deconv", p["out_hw"][0], CHANNELS[i + 1], CHANNELS[i], p["kernel"],
+                    p["padding"]))
+  return configs
 
 
 @pytest.mark.parametrize("side,flat", [(28, 1152), (16, 512), (8, 128)])
@@ -83,45 +89,50 @@ def test_glorot_uniform_kernels_and_zero_biases():
     np.testing.assert_array_equal(layer["bias"], 0.0)
 
 
-def _layer_grads(config, impls):
-  """``{impl: (y, d_x, d_kernel)}`` of one layer for the cotangent ``cos(y)``, one jit."""
-  kind, side, cin, cout, k, padding = config
-  fn = conv.conv2d if kind == "conv" else conv.conv_transpose2d
+def _layer_grads(configs, impls):
+  """``[{impl: (y, d_x, d_kernel)}]`` of layers for the cotangent ``cos(y)``, in one jit."""
+  fns = {"conv": conv.conv2d, "deconv": conv.conv_transpose2d}
 
   @jax.jit
-  def run(x, kernel):
-    out = {}
-    for name in impls:
-      impl, _, method = name.partition(":")
-      extra = {"method": method} if method else {}
-      f = lambda x, w: fn(x, w, stride=2, padding=padding, impl=impl, **extra)
-      y, vjp = jax.vjp(f, x, kernel)
-      out[name] = (y, *vjp(jnp.cos(y)))
-    return out
+  def run(inputs):
+    outs = []
+    for (kind, _, _, _, _, padding), (x, kernel) in zip(configs, inputs):
+      out = {}
+      for name in impls[kind]:
+        impl, _, method = name.partition(":")
+        extra = {"method": method} if method else {}
+        f = lambda x, w: fns[kind](x, w, stride=2, padding=padding, impl=impl, **extra)
+        y, vjp = jax.vjp(f, x, kernel)
+        out[name] = (y, *vjp(jnp.cos(y)))
+      outs.append(out)
+    return outs
 
-  x, kernel = _normal(5, side, side, cin), _normal(k, k, cin, cout, seed=1) / np.sqrt(k * k * cin)
-  return run(x, kernel)
-
-
-@pytest.mark.parametrize("config", _layer_configs(), ids=lambda c: "-".join(map(str, c)))
-def test_layer_im2col_equals_lax(config):
-  # The model's layers all take the default method; subpixel is checked at 28x28.
-  subpixel = config[0] == "deconv" and config[1] in (3, 7, 14)
-  impls = ("lax", "im2col") + (("im2col:subpixel",) if subpixel else ())
-  out = _layer_grads(config, impls)
-  for name in impls[1:]:
-    for got, want in zip(out[name], out["lax"]):
-      _close(got, want)
+  return run([(_normal(5, side, side, cin), _normal(k, k, cin, cout, seed=1) / k / np.sqrt(cin))
+              for _, side, cin, cout, k, _ in configs])
 
 
-@pytest.mark.parametrize("config", [("conv", 14, 32, 64, 5, "same"),
-                                    ("deconv", 7, 64, 32, 5, "same")])
-def test_layer_chunks_over_the_batch_give_the_same_result(config, monkeypatch):
-  whole = _layer_grads(config, ("im2col",))["im2col"]
+@pytest.mark.parametrize("side", SIDES)
+def test_layers_im2col_equal_lax(side):
+  """Every layer of the model at ``side``: outputs and both gradients."""
+  impls = {"conv": ("lax", "im2col"), "deconv": ("lax", "im2col")}
+  if side == 28:  # the model uses the default method; check subpixel on MNIST's layers
+    impls["deconv"] += ("im2col:subpixel",)
+  configs = _layer_configs(side)
+  for config, out in zip(configs, _layer_grads(configs, impls)):
+    for name in impls[config[0]][1:]:
+      for got, want in zip(out[name], out["lax"]):
+        _close(got, want, err_msg=f"{config} {name}")
+
+
+def test_layer_chunks_over_the_batch_give_the_same_result(monkeypatch):
+  configs = [("conv", 14, 32, 64, 5, "same"), ("deconv", 7, 64, 32, 5, "same")]
+  impls = {"conv": ("im2col",), "deconv": ("im2col",)}
+  whole = _layer_grads(configs, impls)
   # 5 images in chunks of 2 and a last one of 1.
   monkeypatch.setattr(conv, "_CHUNK_BYTES", 2 * 7 * 7 * 25 * 64 * 4)
-  for got, want in zip(_layer_grads(config, ("im2col",))["im2col"], whole):
-    _close(got, want, rtol=1e-5)
+  for chunked, out in zip(_layer_grads(configs, impls), whole):
+    for got, want in zip(chunked["im2col"], out["im2col"]):
+      _close(got, want, rtol=1e-5)
 
 
 def test_transposed_conv_is_the_gradient_of_conv():
@@ -177,10 +188,31 @@ def test_model_im2col_equals_lax():
     _close(a, b)
 
 
+def test_gradients_vmap_over_stacked_runs():
+  """Stacked runs (``compile_scan(stacked=True)``) vmap the custom VJPs."""
+  x = jnp.abs(_normal(5, 64, seed=3))
+  stacked = jax.tree.map(lambda a: jnp.stack([a, 0.5 * a]), _params(8))
+
+  @jax.jit
+  def grads(params):
+    out = {}
+    for impl in ("lax", "im2col"):
+      model = conv.ConvAutoEncoder((8, 8, 1), conv_impl=impl)
+      loss = lambda p: jnp.mean(jnp.square(model.apply({"params": p}, x)[0] - x))
+      out[impl] = jax.vmap(jax.grad(loss))(params)
+    return out
+
+  out = grads(stacked)
+  for a, b in zip(jax.tree.leaves(out["im2col"]), jax.tree.leaves(out["lax"])):
+    assert a.shape[0] == 2
+    _close(a, b)
+
+
 def test_bfloat16_compute_keeps_float32_outputs_and_params():
   x = jnp.abs(_normal(4, 64, seed=1))
-  models = {dtype: conv.ConvAutoEncoder((8, 8, 1), conv_impl="im2col", compute_dtype=dtype)
-            for dtype in ("float32", "bfloat16")}
+  models = {"float32": conv.ConvAutoEncoder((8, 8, 1), conv_impl="lax"),
+            "bfloat16": conv.ConvAutoEncoder((8, 8, 1), conv_impl="im2col",
+                                             compute_dtype="bfloat16")}
 
   @jax.jit
   def run(params):
@@ -210,15 +242,15 @@ def test_training_scan_equals_reference_and_loss_falls():
   x, params, tx = _squares(8), _params(8), optax.adam(3e-3)
   state = lambda: train.create_state(model.apply, jax.tree.map(jnp.copy, params), tx)
   scan = train.compile_scan(train.reconstruction_step, num_steps=4, batch_size=16)
-  s_scan, m_scan = scan(state(), x, jax.random.key(1), jnp.asarray(0), jnp.asarray(4))
+  s_scan, m_scan = scan(state(), x, _key(1), jnp.asarray(0), jnp.asarray(4))
   s_ref, m_ref = train.run_steps_reference(train.reconstruction_step, state(), x,
-                                           jax.random.key(1), 0, 4, 16)
+                                           _key(1), 0, 4, 16)
   np.testing.assert_allclose(m_scan["loss"], [m["loss"] for m in m_ref], rtol=1e-4)
   for a, b in zip(jax.tree.leaves(s_scan.params), jax.tree.leaves(s_ref.params)):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
   losses = [float(m_scan["loss"][0])]
   for block in range(1, 8):
-    s_scan, m = scan(s_scan, x, jax.random.key(1), jnp.asarray(4 * block), jnp.asarray(4))
+    s_scan, m = scan(s_scan, x, _key(1), jnp.asarray(4 * block), jnp.asarray(4))
     losses.append(float(m["loss"][-1]))
   assert losses[-1] < 0.5 * losses[0]
   assert scan._cache_size() == 1  # no recompiles across calls
