@@ -3,7 +3,7 @@
     python experiments/conv_step.py --batch 256 --steps 20 --image 28
 
 Each model takes ``--steps`` Adam steps on the mean squared reconstruction error
-inside one jitted ``jax.lax.scan`` (``jdec.train.compile_scan``, batches drawn
+inside one jitted ``jax.lax.scan`` (``jdec.scan.compile_scan``, batches drawn
 from a random array on the device). The table gives the median wall and CPU
 milliseconds per step over ``--repeats`` calls after a compiling one, the
 step's FLOPs (counted from the layer shapes: forward, kernel gradient and input
@@ -25,6 +25,7 @@ import numpy as np
 import optax
 
 from jdec import conv, models, train
+from jdec import scan as scan_lib
 
 
 def cpu_model() -> str:
@@ -64,7 +65,7 @@ def time_model(model, input_dim: int, *, batch: int, steps: int, repeats: int,
   data = jax.random.uniform(key, (n_rows, input_dim))
   params = models.init_autoencoder(key, model, input_dim)
   tx = optax.adam(1e-3)
-  scan = train.compile_scan(train.reconstruction_step, num_steps=steps, batch_size=batch)
+  scan = scan_lib.compile_scan(train.reconstruction_step, num_steps=steps, batch_size=batch)
   args = (data, key, jnp.asarray(0), jnp.asarray(steps))
   fresh = lambda: train.create_state(model.apply, jax.tree.map(jnp.copy, params), tx)
   jax.block_until_ready(scan(fresh(), *args))  # compile

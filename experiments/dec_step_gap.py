@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdec import models, parallel, train
+from jdec import scan as scan_lib
 from jdec.experiments import bench
 
 STEPS = 140
@@ -54,19 +55,19 @@ def main():
   rows = {}
   for sharded in (False, True):
     sharding = parallel.row_sharding(parallel.make_mesh()) if sharded else None
-    scan = train.compile_scan(train.clustering_step, num_steps=STEPS, batch_size=256,
-                              batch_sharding=sharding)
+    scan = scan_lib.compile_scan(train.clustering_step, num_steps=STEPS, batch_size=256,
+                                 batch_sharding=sharding)
     rows[f"scan_steps, batch sharding {sharded}"] = _time(scan, state(), (x, p), key, step0,
                                                           limit)
   fixed = (jnp.broadcast_to(x[:256], (STEPS, 256, 784)),
            jnp.broadcast_to(p[:256], (STEPS, 256, 10)))
-  scan = train.compile_scan(train.clustering_step, num_steps=None, batch_size=None)
+  scan = scan_lib.compile_scan(train.clustering_step, num_steps=None, batch_size=None)
   rows["scan_batches fixed (no gather)"] = _time(scan, state(), fixed, key, step0, limit)
 
   @jax.jit
   def no_cond(state, data, key):
-    idx = train.batch_indices(jax.random.fold_in(key, 0), step0, num_steps=STEPS,
-                              n=data[0].shape[0], batch_size=256)
+    idx = scan_lib.batch_indices(jax.random.fold_in(key, 0), step0, num_steps=STEPS,
+                                 n=data[0].shape[0], batch_size=256)
     body = lambda s, r: train.clustering_step(s, (data[0][r], data[1][r]), key)
     return jax.lax.scan(body, state, idx)
 

@@ -137,15 +137,21 @@ class Progress:
     read = {}
 
     def read_checkpoint() -> float:
-      self._check_fits(epoch, host["params"])
+      # A stack of one run reads a one-run checkpoint saved without the run
+      # axis (by jdec before every phase trained a stack).
+      one = jax.tree.map(lambda a: np.asarray(a)[0, ...], host)
+      unstacked = all(a.shape[0] == 1 for a in jax.tree.leaves(host["params"]))
+      target = one if unstacked and self._fits(epoch, one["params"]) else host
+      self._check_fits(epoch, target["params"])
       try:
         restored = self._manager.restore(epoch, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(host), info=ocp.args.JsonRestore()))
+            state=ocp.args.StandardRestore(target), info=ocp.args.JsonRestore()))
       except Exception as e:  # orbax raises many types; name the folder instead
         raise CheckpointError(
             f"cannot resume from the checkpoint of epoch {epoch} in {self.directory}: it "
             f"does not fit this model and optimiser ({type(e).__name__}: {e})") from e
-      read["state"] = restored.state
+      read["state"] = (restored.state if target is host
+                       else jax.tree.map(lambda a: np.asarray(a)[None], restored.state))
       return float(restored.info["wall_s"])
 
     wall_s = parallel.from_writer(read_checkpoint, (CheckpointError,))
@@ -156,12 +162,20 @@ class Progress:
     self.resumed_epoch, self.resumed_wall_s = epoch, wall_s
     return epoch, template.replace(**state), wall_s
 
-  def _check_fits(self, epoch: int, params):
-    """Compares the saved parameter shapes with ``params``'s, naming the first misfit."""
+  def _shapes(self, epoch: int, params) -> tuple[dict, dict]:
+    """``{name: shape}`` of ``params`` and of the saved parameters."""
     saved = self._manager.item_metadata(epoch)["state"].tree["params"]
     shapes = lambda tree: {jax.tree_util.keystr(path): tuple(a.shape) for path, a in
                            jax.tree_util.tree_flatten_with_path(tree)[0]}
-    want, got = shapes(params), shapes(saved)
+    return shapes(params), shapes(saved)
+
+  def _fits(self, epoch: int, params) -> bool:
+    want, got = self._shapes(epoch, params)
+    return want == got
+
+  def _check_fits(self, epoch: int, params):
+    """Compares the saved parameter shapes with ``params``'s, naming the first misfit."""
+    want, got = self._shapes(epoch, params)
     for name in sorted(set(want) | set(got)):
       if want.get(name) != got.get(name):
         raise CheckpointError(

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from jdec import dec, metrics, parallel, train
+from jdec import dec, metrics, parallel, runs, scan, train
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "sharding"))
@@ -17,22 +17,22 @@ def full_log_q(state: train.TrainState, x: jax.Array, *, batch_size: int = 4096,
                sharding=None):
   """``log q [n, k]`` for every row of ``x [n, d]``, in jitted batches
   (each batch's rows split over ``sharding``'s devices when given)."""
-  return train.map_batches(lambda a: state.apply_fn({"params": state.params}, a)[0],
-                           x, batch_size, sharding)
+  return scan.map_batches(lambda a: state.apply_fn({"params": state.params}, a)[0],
+                          x, batch_size, sharding)
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "sharding"))
-def _stacked_log_q(state, x, *, batch_size: int = 4096, sharding=None):
-  return jax.vmap(lambda s: full_log_q(s, x, batch_size=batch_size, sharding=sharding))(state)
+def _runs_log_q(state, x, *, batch_size: int = 4096, sharding=None):
+  return runs.vmap(lambda s, x_: full_log_q(s, x_, batch_size=batch_size, sharding=sharding),
+                   in_axes=(0, None))(state, x)
 
 
-def _log_q(state, x, placement, stacked: bool) -> jax.Array:
-  """``log q`` of all rows: ``[n, k]``, or ``[S, n, k]`` for stacked runs.
+def _log_q(state, x, placement) -> jax.Array:
+  """``log q [S, n, k]`` of all rows for every run of ``state``.
 
   Streamed data is sent to the devices in pieces of 65,536 rows.
   """
-  fn = functools.partial(_stacked_log_q if stacked else full_log_q,
-                         sharding=placement.batch_sharding)
+  fn = functools.partial(_runs_log_q, sharding=placement.batch_sharding)
   if not placement.stream:
     return fn(state, x)
   piece = 65_536
@@ -42,14 +42,13 @@ def _log_q(state, x, placement, stacked: bool) -> jax.Array:
 
 @jax.jit
 def _refresh(log_q: jax.Array):
-  """Labels and target P from the whole dataset's log q (``[n, k]`` or ``[S, n, k]``)."""
-  q = jnp.exp(log_q)
-  target = jax.vmap(dec.target_distribution) if log_q.ndim == 3 else dec.target_distribution
-  return jnp.argmax(log_q, axis=-1), target(q)
+  """Labels ``[S, n]`` and target P ``[S, n, k]`` from every run's log q of
+  the whole dataset, ``[S, n, k]``."""
+  return jnp.argmax(log_q, axis=-1), runs.vmap(dec.target_distribution, (0,))(jnp.exp(log_q))
 
 
 def run(
-    key: jax.Array,
+    keys: jax.Array,
     state: train.TrainState,
     x,
     *,
@@ -66,7 +65,7 @@ def run(
     progress: bool = True,
     placement: parallel.Placement | None = None,
 ) -> tuple[train.TrainState, list[dict], dict]:
-  """Self-trains ``state`` (a ``ClusteringModel``) with DEC's KL objective.
+  """Self-trains S runs of a ``ClusteringModel`` with DEC's objective.
 
   Every ``update_interval`` steps: q on the whole of ``x``, the target P from
   it, and the fraction of labels changed since the last update (at the first
@@ -75,59 +74,55 @@ def run(
   ``maxiter`` steps.
 
   Args:
-    key: data-order key, or ``[S]`` keys for S runs trained at once (``state``
-      stacked likewise). Each run stops on its own and leaves the stack, so
+    keys: ``[S]`` data-order keys, one per run (one run is a stack of one;
+      see ``jdec.runs``). Each run stops on its own and leaves the stack, so
       later intervals train (and recompile once for) the runs left.
-    state: train state whose ``apply_fn(x)`` returns ``(log_q, z, x_hat)``.
+    state: the runs' train states, stacked ``[S, ...]``, whose
+      ``apply_fn(x)`` returns ``(log_q, z, x_hat)``.
     x: ``[n, d]`` data, placed as ``placement.put_data`` places it.
     batch_size, update_interval, tol, maxiter: DEC settings.
     objective, kl_weight, augment: the step's loss and input transformation
       (see ``train.clustering_step``).
-    initial_labels: ``[n]`` (``[S, n]`` when stacked) labels before the first
+    initial_labels: ``[S, n]`` labels before the first
       update; without them the first record's ``delta_label`` is None.
     y: optional ``[n]`` true labels, to score each update.
-    log_fn: called with each update's record (with ``"run"`` when stacked).
+    log_fn: called with each update's record of each run (``"run"``: its index).
     progress: show a tqdm bar.
     placement: devices and data placement (default: all devices, data on them).
 
   Returns:
-    The trained state, the per-update history and ``{"labels", "log_q",
-    "iterations", "stopped_by"}`` for the final state (``labels [S, n]``,
-    ``log_q [S, n, k]`` and lists of S iterations and reasons when stacked).
+    The trained states ``[S, ...]``, the per-update history and ``{"labels"
+    [S, n], "log_q" [S, n, k], "iterations", "stopped_by"}`` of the final
+    states (lists of S iterations and reasons).
   """
   placement = placement or parallel.default_placement()
-  stacked = key.ndim == 1
-  runs = key.shape[0] if stacked else 1
+  count = keys.shape[0]
   step_fn = functools.partial(train.clustering_step, objective=objective, kl_weight=kl_weight,
                               augment=augment)
-  stepper = train.Stepper(step_fn,
-                          block_steps=update_interval, batch_size=batch_size,
-                          stacked=stacked, placement=placement,
-                          data_axis=(None, 0) if stacked else None)
+  stepper = runs.Stepper(step_fn, block_steps=update_interval, batch_size=batch_size,
+                         placement=placement, data_axis=(None, 0))
   # ``order[j]`` is the run at position j of the stack. A run that stops
   # leaves the stack (its final state is kept aside), so the remaining
   # intervals compute only the runs still training; each smaller stack
   # compiles once.
-  order = list(range(runs))
-  final = [None] * runs  # (state, log_q, labels) of each stopped run
+  order = list(range(count))
+  final = [None] * count  # (state, log_q, labels) of each stopped run
   history, step = [], 0
   last_labels = (None if initial_labels is None
-                 else np.asarray(initial_labels).reshape(runs, -1))
-  loss = np.full(runs, np.nan)
-  iterations, stopped_by = [None] * runs, [None] * runs
+                 else np.asarray(initial_labels).reshape(count, -1))
+  loss = np.full(count, np.nan)
+  iterations, stopped_by = [None] * count, [None] * count
   start = time.perf_counter()
   bar = tqdm.tqdm(total=maxiter, desc="DEC", disable=not progress, leave=False)
   while True:
-    log_q = _log_q(state, x, placement, stacked)
+    log_q = _log_q(state, x, placement)
     labels_dev, p = _refresh(log_q)
     labels = parallel.to_host(labels_dev).reshape(len(order), -1)
     for j, r in enumerate(order):
       delta = None if last_labels is None else float(np.mean(labels[j] != last_labels[j]))
-      record = {"phase": "dec", "iteration": step, "delta_label": delta,
+      record = {"phase": "dec", "iteration": step, "run": r, "delta_label": delta,
                 "loss": None if np.isnan(loss[j]) else float(loss[j]),
                 "wall_s": time.perf_counter() - start}
-      if stacked:
-        record["run"] = r
       if y is not None:
         record.update(metrics.scores(y, labels[j]))
       history.append(record)
@@ -137,29 +132,27 @@ def run(
         iterations[r], stopped_by[r] = step, "tol"
       elif step >= maxiter:
         iterations[r], stopped_by[r] = step, "maxiter"
-    if not stacked:
-      bar.set_postfix(delta=f"{record['delta_label'] or 0:.4f}",
-                      **({"acc": f"{record['acc']:.4f}"} if y is not None else {}))
-      if stopped_by[0] is not None:
+    latest = history[-len(order):]
+    bar.set_postfix(delta=f"{max(h['delta_label'] or 0 for h in latest):.4f}",
+                    **({"acc": f"{np.mean([h['acc'] for h in latest]):.4f}"}
+                       if y is not None else {}),
+                    **({"runs": len(order)} if count > 1 else {}))
+    keep = [j for j, r in enumerate(order) if stopped_by[r] is None]
+    if len(keep) < len(order):
+      for j, r in enumerate(order):
+        if stopped_by[r] is not None:
+          final[r] = (runs.take(state, j), log_q[j], labels[j])
+      if not keep:
         break
-    else:
-      keep = [j for j, r in enumerate(order) if stopped_by[r] is None]
-      if len(keep) < len(order):
-        for j, r in enumerate(order):
-          if stopped_by[r] is not None:
-            final[r] = (jax.tree.map(lambda a, j=j: a[j], state), log_q[j], labels[j])
-        if not keep:
-          break
-        pick = np.asarray(keep)
-        state, key, p = jax.tree.map(lambda a: a[pick], (state, key, p))
-        labels, order = labels[pick], [order[j] for j in keep]
+      pick = np.asarray(keep)
+      state, keys, p = jax.tree.map(lambda a: a[pick], (state, keys, p))
+      labels, order = labels[pick], [order[j] for j in keep]
     limit = min(update_interval, maxiter - step)
     data = (x, parallel.to_host(p) if placement.stream else p)
-    state, loss = stepper(state, data, key, step,
-                          np.full(len(order), limit) if stacked else limit)
+    state, loss = stepper(state, data, keys, step, np.full(len(order), limit))
     bad = [j for j in range(len(order)) if not np.isfinite(loss[j])]
     if bad:
-      run_name = f" in run {order[bad[0]]}" if stacked else ""
+      run_name = f" in run {order[bad[0]]}" if count > 1 else ""
       raise FloatingPointError(
           f"the DEC loss became {loss[bad[0]]}{run_name} at iteration {step}; "
           "lower dec.learning_rate")
@@ -167,10 +160,7 @@ def run(
     bar.update(limit)
     last_labels = labels
   bar.close()
-  if not stacked:
-    return state, history, {"labels": labels[0], "log_q": log_q,
-                            "iterations": iterations[0], "stopped_by": stopped_by[0]}
   states, log_qs, labels = zip(*final)
-  return (jax.tree.map(lambda *a: jnp.stack(a), *states), history,
+  return (runs.stack(states), history,
           {"labels": np.stack(labels), "log_q": jnp.stack(log_qs),
            "iterations": iterations, "stopped_by": stopped_by})

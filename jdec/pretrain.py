@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import tqdm
 
-from jdec import checkpoint, models, parallel, train
+from jdec import checkpoint, models, parallel, runs, scan, train
 
 LogFn = Callable[[dict], None]
 
@@ -26,49 +26,40 @@ def _check_finite(loss: np.ndarray, where: str):
     )
 
 
-def _records(record: dict, loss: np.ndarray, stacked: bool) -> list[dict]:
-  """One log record per run (with its index as ``"run"`` when stacked)."""
-  if not stacked:
-    return [{**record, "loss": float(loss[0])}]
-  return [{**record, "run": r, "loss": float(v)} for r, v in enumerate(loss)]
-
-
-def _run(state, step_fn, data, key, *, num_steps, batch_size, steps_per_call,
+def _run(state, step_fn, data, keys, *, num_steps, batch_size, steps_per_call,
          desc, phase, log_fn, progress, placement, step_name="epoch", data_axis=None,
          start_block=0, wall_s=0.0, on_block=None):
-  """Runs ``num_steps`` steps in blocks of ``steps_per_call``, logging each block.
+  """Runs ``num_steps`` steps of S runs (``keys [S]``, ``state`` stacked) in
+  blocks of ``steps_per_call``, logging each block of each run.
 
-  ``key`` is one key, or ``[S]`` keys for S stacked runs (``state`` stacked too).
   A resumed run starts at block ``start_block`` after ``wall_s`` seconds;
   ``on_block(blocks_done, state, wall_s)`` is called after every block.
   """
   if num_steps == 0 or start_block * steps_per_call >= num_steps:
     return state, []
-  stacked = key.ndim == 1
-  stepper = train.Stepper(step_fn, block_steps=steps_per_call, batch_size=batch_size,
-                          stacked=stacked, placement=placement, data_axis=data_axis)
-  runs = key.shape[0] if stacked else 1
+  stepper = runs.Stepper(step_fn, block_steps=steps_per_call, batch_size=batch_size,
+                         placement=placement, data_axis=data_axis)
   calls = -(-num_steps // steps_per_call)
   history, start = [], time.perf_counter() - wall_s
   for c in tqdm.trange(start_block, calls, initial=start_block, total=calls, desc=desc,
                        disable=not progress, leave=False):
     step0 = c * steps_per_call
     limit = min(steps_per_call, num_steps - step0)
-    state, loss = stepper(state, data, key, step0, np.full((runs,) if stacked else (), limit))
+    state, loss = stepper(state, data, keys, step0, np.full(keys.shape[0], limit))
     _check_finite(loss, f"{desc} ({step_name} {c + 1})")
     record = {"phase": phase, step_name: c + 1, "step": step0 + limit,
               "wall_s": time.perf_counter() - start}
-    for r in _records(record, loss, stacked):
-      history.append(r)
+    for r, v in enumerate(loss):
+      history.append({**record, "run": r, "loss": float(v)})
       if log_fn:
-        log_fn(r)
+        log_fn(history[-1])
     if on_block:
       on_block(c + 1, state, record["wall_s"])
   return state, history
 
 
 def pretrain_end_to_end(
-    key: jax.Array,
+    keys: jax.Array,
     x: jax.Array,
     model: nn.Module,
     params: dict,
@@ -87,18 +78,18 @@ def pretrain_end_to_end(
   """Trains the whole autoencoder on the reconstruction MSE (DEC-keras recipe).
 
   Args:
-    key: data-order key, or ``[S]`` keys to train S runs at once (then every
-      leaf of ``params`` has a leading ``[S]`` axis, and so has the result).
+    keys: ``[S]`` data-order keys, one per run: S runs train at once (one run
+      is a stack of one; see ``jdec.runs``).
     x: ``[n, d]`` data, placed as ``placement.put_data`` places it.
     model: the autoencoder.
-    params: its initial parameters.
+    params: its initial parameters, ``[S, ...]`` on every leaf.
     num_epochs, batch_size: the length of training and the batch size.
     learning_rate, momentum, optimizer: ``"sgd"`` with momentum or ``"adam"``
       (see ``train.optimizer``).
     augment: transforms each batch with the step's key before it is
       reconstructed (DEC-DA; see ``train.reconstruction_step``).
     log_fn: called with ``{"phase", "epoch", "step", "loss", "wall_s"}`` after
-      each epoch (and ``"run"``, the run's index, when stacked).
+      each epoch and run (``"run"``, the run's index in the stack).
     progress: show a tqdm bar.
     placement: devices and data placement (default: all devices, data on them).
     checkpoints: saves the state every ``checkpoints.every`` epochs and at the
@@ -106,12 +97,11 @@ def pretrain_end_to_end(
       then starts after the restored epoch).
 
   Returns:
-    The trained parameters and the per-epoch history.
+    The trained parameters (``[S, ...]``) and the per-epoch history.
   """
   placement = placement or parallel.default_placement()
-  state = placement.put(train.create_state(
-      apply_fn=model.apply, params=params,
-      tx=train.optimizer(optimizer, learning_rate, momentum), stacked=key.ndim == 1))
+  state = placement.put(runs.create_states(
+      model.apply, params, train.optimizer(optimizer, learning_rate, momentum)))
   steps_per_epoch = x.shape[0] // batch_size
   epoch, wall_s, on_block = 0, 0.0, None
   try:
@@ -123,7 +113,7 @@ def pretrain_end_to_end(
             "epochs; resume with the settings it was saved with")
       on_block = lambda e, s, w: checkpoints.save(e, s, w, final=e == num_epochs)
     state, history = _run(
-        state, functools.partial(train.reconstruction_step, augment=augment), x, key,
+        state, functools.partial(train.reconstruction_step, augment=augment), x, keys,
         num_steps=num_epochs * steps_per_epoch, batch_size=batch_size,
         steps_per_call=steps_per_epoch, desc="pretrain", phase="pretrain",
         log_fn=log_fn, progress=progress, placement=placement,
@@ -178,7 +168,7 @@ def step_decay(learning_rate: float, every: int, factor: float = 0.1) -> optax.S
 
 
 def pretrain_layerwise(
-    key: jax.Array,
+    keys: jax.Array,
     x: jax.Array,
     model: models.AutoEncoder,
     params: dict,
@@ -203,19 +193,18 @@ def pretrain_layerwise(
   ``finetune_steps`` steps (Xie et al. 2016, section 4.3). The learning rate
   is divided by 10 every ``lr_decay_every`` steps in every stage.
 
-  ``key``, ``params``, ``log_fn`` and ``placement`` are as for
-  ``pretrain_end_to_end`` (``[S]`` keys train S runs at once); streaming the
+  ``keys``, ``params``, ``log_fn`` and ``placement`` are as for
+  ``pretrain_end_to_end`` (S runs at once); streaming the
   data from the host is not supported for this method.
 
   Returns:
-    The trained autoencoder parameters and the history (one record per
-    ``log_every`` steps).
+    The trained autoencoder parameters (``[S, ...]``) and the history (one
+    record per ``log_every`` steps and run).
   """
   placement = placement or parallel.default_placement()
   if placement.stream:
     raise ValueError("streaming the data from the host works with pretrain.method="
                      "'end_to_end' only; keep the data on the device for 'layerwise'")
-  stacked = key.ndim == 1
   widths = list(model.hidden_dims)
   n_layers = len(widths)
   params = jax.tree.map(lambda a: a, params)  # new containers, filled in below
@@ -230,13 +219,11 @@ def pretrain_layerwise(
     )
     row = jnp.zeros((1, h.shape[-1]), h.dtype)
     init = lambda k: pair.init(k, row, train=False)["params"]
-    init_key = train.fold_in(key, 2 * i)
-    pair_params = jax.vmap(init)(init_key) if stacked else init(init_key)
-    state = placement.put(
-        train.create_state(apply_fn=pair.apply, params=pair_params, tx=tx, stacked=stacked))
-    per_run_input = stacked and i > 0  # h [S, n, width]: each run's own features
+    pair_params = jax.vmap(init)(runs.fold_in(keys, 2 * i))
+    state = placement.put(runs.create_states(pair.apply, pair_params, tx))
+    per_run_input = i > 0  # h [S, n, width]: each run's own features
     state, hist = _run(
-        state, _denoising_step, h, train.fold_in(key, 2 * i + 1),
+        state, _denoising_step, h, runs.fold_in(keys, 2 * i + 1),
         num_steps=layer_steps, batch_size=batch_size,
         steps_per_call=min(log_every, layer_steps), desc=f"layer {i + 1}/{n_layers}",
         phase=f"pretrain_layer{i + 1}", log_fn=log_fn, progress=progress,
@@ -246,16 +233,12 @@ def pretrain_layerwise(
     params["encoder"][f"dense_{i}"] = state.params["encoder"]
     params["decoder"][f"dense_{n_layers - 1 - i}"] = state.params["decoder"]
     relu = i < n_layers - 1
-    if stacked:
-      h = jax.vmap(functools.partial(_next_input, relu=relu),
-                   in_axes=(0, 0 if per_run_input else None))(state.params["encoder"], h)
-    else:
-      h = _next_input(state.params["encoder"], h, relu=relu)
+    h = runs.vmap(functools.partial(_next_input, relu=relu),
+                  in_axes=(0, 0 if per_run_input else None))(state.params["encoder"], h)
 
-  state = placement.put(
-      train.create_state(apply_fn=model.apply, params=params, tx=tx, stacked=stacked))
+  state = placement.put(runs.create_states(model.apply, params, tx))
   state, hist = _run(
-      state, train.reconstruction_step, x, train.fold_in(key, 2 * n_layers),
+      state, train.reconstruction_step, x, runs.fold_in(keys, 2 * n_layers),
       num_steps=finetune_steps, batch_size=batch_size,
       steps_per_call=min(log_every, finetune_steps), desc="fine-tune",
       phase="pretrain_finetune", log_fn=log_fn, progress=progress, step_name="block",
@@ -272,4 +255,4 @@ def _next_input(dense_params, h, *, relu: bool):
     a = a @ dense_params["kernel"] + dense_params["bias"][None, :]
     return nn.relu(a) if relu else a
 
-  return train.map_batches(layer, h)
+  return scan.map_batches(layer, h)

@@ -26,6 +26,7 @@ USPS, the settings of the authors' scripts (``get_recipe(name, dataset)``).
 """
 
 import ml_collections
+import numpy as np
 
 from jdec import models
 
@@ -212,3 +213,24 @@ def _merge_into(target, overrides, prefix):
       _merge_into(target[key], value, prefix=f"{name}.")
     else:
       target[key] = value  # ConfigDict rejects a value of the wrong type
+
+
+def resolve(recipe: str, config=None, dataset: str | None = None) -> ml_collections.ConfigDict:
+  """The recipe's settings (for ``dataset``, see ``get_recipe``) with ``config``
+  (a nested mapping) laid over them, checked."""
+  base = get_recipe(recipe, dataset)
+  resolved = validate(merge(base, config) if config is not None else base)
+  check_overrides_apply(resolved, config)
+  return resolved
+
+
+def input_scale(x: np.ndarray, scaling: str) -> float:
+  """The factor the recipe applies to ``x``: 1, or ``sqrt(d / mean ||x||^2)``."""
+  if scaling == "none":
+    return 1.0
+  if scaling == "unit_power":
+    power = float(np.mean(np.square(x, dtype=np.float64)))
+    if power == 0:
+      raise ValueError("input_scaling='unit_power' needs data that is not all zeros")
+    return float(1.0 / np.sqrt(power))
+  raise ValueError(f"unknown input_scaling {scaling!r}; use 'none' or 'unit_power'")

@@ -66,6 +66,36 @@ def test_interrupted_pretraining_resumes_exactly(tmp_path):
   assert sorted(p.name for p in (tmp_path / "ck").iterdir() if p.name.isdigit()) == ["5"]
 
 
+def test_resumes_a_one_run_checkpoint_saved_without_the_run_axis(tmp_path):
+  """Checkpoints of one run written before every phase trained a stack still resume."""
+  import jdec  # pylint: disable=import-outside-toplevel
+  from jdec import recipes, runs, train  # pylint: disable=import-outside-toplevel
+  x = _digits()
+  whole = jdec.fit(x, 10, config=CONFIG, progress=False)
+  with pytest.raises(Interrupted):
+    jdec.fit(x, 10, config=CONFIG, progress=False,
+             log_fn=lambda r: r.get("epoch") == 4 and (_ for _ in ()).throw(Interrupted),
+             checkpoints=checkpoint.Progress(tmp_path / "ck", every=3, min_interval_s=0))
+  cfg = recipes.resolve("dec_keras", CONFIG)
+  model = models.build_autoencoder(cfg.model, 64, None)
+  params = runs.stack([models.init_autoencoder(jax.random.key(0), model, 64)])
+  template = runs.create_states(model.apply, params, train.optimizer("sgd", 1.0, 0.9))
+  stacked = checkpoint.Progress(tmp_path / "ck", every=3, min_interval_s=0)
+  epoch, state, wall_s = stacked.restore(template)
+  stacked.close()
+  assert epoch == 3 and state.params["encoder"]["dense_0"]["kernel"].shape == (1, 64, 32)
+  old = checkpoint.Progress(tmp_path / "old", every=3, min_interval_s=0)
+  old.save(3, runs.take(state, 0), wall_s, final=True)  # [64, 32]: no run axis
+  old.close()
+  resumed = jdec.fit(x, 10, config=CONFIG, progress=False,
+                     checkpoints=checkpoint.Progress(tmp_path / "old", every=3,
+                                                     min_interval_s=0))
+  assert [h["epoch"] for h in resumed.history["pretrain"]] == [4, 5]
+  for a, b in zip(jax.tree.leaves(whole.ae_params), jax.tree.leaves(resumed.ae_params)):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  np.testing.assert_array_equal(whole.labels, resumed.labels)
+
+
 def test_resume_refuses_another_model(tmp_path):
   import jdec  # pylint: disable=import-outside-toplevel
   x = _digits()

@@ -11,7 +11,8 @@ import numpy as np
 import optax
 import pytest
 
-from jdec import conv, train
+from jdec import conv, convolution, train
+from jdec.scan import compile_scan, run_steps_reference
 
 SIDES = (28, 16, 8)  # MNIST, USPS, sklearn digits
 CHANNELS = (1, 32, 64, 128)
@@ -91,7 +92,7 @@ def test_glorot_uniform_kernels_and_zero_biases():
 
 def _layer_grads(configs, impls):
   """``[{impl: (y, d_x, d_kernel)}]`` of layers for the cotangent ``cos(y)``, in one jit."""
-  fns = {"conv": conv.conv2d, "deconv": conv.conv_transpose2d}
+  fns = {"conv": convolution.conv2d, "deconv": convolution.conv_transpose2d}
 
   @jax.jit
   def run(inputs):
@@ -129,7 +130,7 @@ def test_layer_chunks_over_the_batch_give_the_same_result(monkeypatch):
   impls = {"conv": ("im2col",), "deconv": ("im2col",)}
   whole = _layer_grads(configs, impls)
   # 5 images in chunks of 2 and a last one of 1.
-  monkeypatch.setattr(conv, "_CHUNK_BYTES", 2 * 7 * 7 * 25 * 64 * 4)
+  monkeypatch.setattr(convolution, "_CHUNK_BYTES", 2 * 7 * 7 * 25 * 64 * 4)
   for chunked, out in zip(_layer_grads(configs, impls), whole):
     for got, want in zip(chunked["im2col"], out["im2col"]):
       _close(got, want, rtol=1e-5)
@@ -145,9 +146,9 @@ def test_transposed_conv_is_the_gradient_of_conv():
 
   @jax.jit
   def run(x, g, kernel, one, k1):
-    _, vjp = jax.vjp(lambda g: conv.conv2d(g, kernel, stride=2, padding="same",
+    _, vjp = jax.vjp(lambda g: convolution.conv2d(g, kernel, stride=2, padding="same",
                                            impl="im2col"), g)
-    transposed = lambda x, k, method: conv.conv_transpose2d(
+    transposed = lambda x, k, method: convolution.conv_transpose2d(
         x, k, stride=2, padding="same", impl="im2col", method=method)
     return (vjp(x)[0], transposed(x, kernel.transpose(0, 1, 3, 2), "auto"),
             [transposed(one, k1, method) for method in ("subpixel", "overlap_add")])
@@ -189,7 +190,7 @@ def test_model_im2col_equals_lax():
 
 
 def test_gradients_vmap_over_stacked_runs():
-  """Stacked runs (``compile_scan(stacked=True)``) vmap the custom VJPs."""
+  """Stacked runs (``jdec.runs.compile_runs``) vmap the custom VJPs."""
   x = jnp.abs(_normal(5, 64, seed=3))
   stacked = jax.tree.map(lambda a: jnp.stack([a, 0.5 * a]), _params(8))
 
@@ -241,9 +242,9 @@ def test_training_scan_equals_reference_and_loss_falls():
   model = conv.ConvAutoEncoder((8, 8, 1), conv_impl="im2col")
   x, params, tx = _squares(8), _params(8), optax.adam(3e-3)
   state = lambda: train.create_state(model.apply, jax.tree.map(jnp.copy, params), tx)
-  scan = train.compile_scan(train.reconstruction_step, num_steps=4, batch_size=16)
+  scan = compile_scan(train.reconstruction_step, num_steps=4, batch_size=16)
   s_scan, m_scan = scan(state(), x, _key(1), jnp.asarray(0), jnp.asarray(4))
-  s_ref, m_ref = train.run_steps_reference(train.reconstruction_step, state(), x,
+  s_ref, m_ref = run_steps_reference(train.reconstruction_step, state(), x,
                                            _key(1), 0, 4, 16)
   np.testing.assert_allclose(m_scan["loss"], [m["loss"] for m in m_ref], rtol=1e-4)
   for a, b in zip(jax.tree.leaves(s_scan.params), jax.tree.leaves(s_ref.params)):
@@ -270,8 +271,8 @@ def test_rows_and_images_agree_without_recompiling():
 
 
 def test_auto_impl_is_im2col_on_cpu():
-  assert jax.default_backend() != "cpu" or conv.resolve_impl("auto") == "im2col"
-  assert conv.resolve_impl("lax") == "lax"
+  assert jax.default_backend() != "cpu" or convolution.resolve_impl("auto") == "im2col"
+  assert convolution.resolve_impl("lax") == "lax"
 
 
 @pytest.mark.parametrize("shape,match", [
@@ -294,7 +295,7 @@ def test_bad_inputs_and_options_raise():
   with pytest.raises(ValueError, match="conv impl"):
     conv.ConvAutoEncoder((28, 28, 1), conv_impl="fft")
   with pytest.raises(ValueError, match="padding"):
-    conv.conv2d(jnp.zeros((1, 8, 8, 1)), jnp.zeros((3, 3, 1, 1)), stride=2, padding="full")
+    convolution.conv2d(jnp.zeros((1, 8, 8, 1)), jnp.zeros((3, 3, 1, 1)), stride=2, padding="full")
   with pytest.raises(ValueError, match="method"):
-    conv.conv_transpose2d(jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 1)), stride=2,
+    convolution.conv_transpose2d(jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 1)), stride=2,
                           padding="same", impl="im2col", method="fft")

@@ -91,10 +91,11 @@ def test_n_clusters_below_two():
 def test_inertia_matches_sklearn_on_mnist_embeddings(real_mnist_dir):
   x, _ = jdec.data.load_mnist(real_mnist_dir)
   model = jdec.models.AutoEncoder(784)
-  params = jdec.models.init_autoencoder(jax.random.key(0), model, 784)
+  params = jdec.runs.stack([jdec.models.init_autoencoder(jax.random.key(0), model, 784)])
   params, _ = jdec.pretrain.pretrain_end_to_end(
-      jax.random.key(1), jnp.asarray(x), model, params, num_epochs=1, batch_size=256,
+      jax.random.key(1)[None], jnp.asarray(x), model, params, num_epochs=1, batch_size=256,
       learning_rate=1.0, momentum=0.9, progress=False)
+  params = jdec.runs.take(params, 0)
   z = np.asarray(jdec.embed(model, params, jnp.asarray(x)))
   ours = jdec.kmeans(jax.random.key(0), z, 10)
   theirs = sklearn.cluster.KMeans(10, n_init=20, random_state=0).fit(z)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from jdec import api, recipes
+from jdec import recipes
 
 
 def test_recipes_follow_the_references():
@@ -44,12 +44,12 @@ def test_validate_names_the_bad_setting(override, match):
 
 def test_settings_the_method_ignores_are_refused():
   with pytest.raises(ValueError, match="pretrain.num_epochs is only used by"):
-    api.resolve_config("paper", {"pretrain": {"num_epochs": 5}})
+    recipes.resolve("paper", {"pretrain": {"num_epochs": 5}})
   with pytest.raises(ValueError, match="pretrain.layer_steps is only used by"):
-    api.resolve_config("dec_keras", {"pretrain": {"layer_steps": 5}})
+    recipes.resolve("dec_keras", {"pretrain": {"layer_steps": 5}})
   # Unset placeholders (None) are fine, and so is switching the method explicitly.
-  api.resolve_config("dec_keras", {"pretrain": {"layer_steps": None, "num_epochs": 3}})
-  api.resolve_config("dec_keras", {"pretrain": {"method": "layerwise", "layer_steps": 5}})
+  recipes.resolve("dec_keras", {"pretrain": {"layer_steps": None, "num_epochs": 3}})
+  recipes.resolve("dec_keras", {"pretrain": {"method": "layerwise", "layer_steps": 5}})
 
 
 def test_family_recipes_follow_their_sources():
@@ -109,7 +109,7 @@ def test_dec_keras_on_usps_takes_dec_keras_usps_settings():
 ])
 def test_settings_the_choices_ignore_are_refused(recipe, override, match):
   with pytest.raises(ValueError, match=match):
-    api.resolve_config(recipe, override)
+    recipes.resolve(recipe, override)
 
 
 @pytest.mark.parametrize("override, match", [

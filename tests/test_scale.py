@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import jdec
-from jdec import parallel, train
+from jdec import parallel, runs
 
 SMALL = {
     "model": {"hidden_dims": (64, 64, 10)},
@@ -67,14 +67,14 @@ def test_sweep_runs_stop_on_their_own(sweep):
 def test_stopped_seeds_leave_the_stack(digits, sweep, monkeypatch):
   x, y = digits
   made, limits = _capture_steppers(monkeypatch), []
-  call = train.Stepper.__call__
+  call = runs.Stepper.__call__
 
   def recording(self, state, data, key, step0, limit):
     if isinstance(data, tuple):  # the DEC phase: (x, p)
       limits.append(np.asarray(limit).tolist())
     return call(self, state, data, key, step0, limit)
 
-  monkeypatch.setattr(train.Stepper, "__call__", recording)
+  monkeypatch.setattr(runs.Stepper, "__call__", recording)
   r = jdec.fit(x, 10, config=SMALL, seeds=SEEDS, y=y, progress=False)
   # No interval trains a seed that has stopped: every seed in the stack steps.
   assert all(min(l) > 0 for l in limits), limits
@@ -137,12 +137,12 @@ def test_layerwise_sweep_equals_one_seed(digits):
 def _capture_steppers(monkeypatch) -> list:
   made = []
 
-  class Recording(train.Stepper):
+  class Recording(runs.Stepper):
     def __init__(self, *args, **kwargs):
       super().__init__(*args, **kwargs)
       made.append(self)
 
-  monkeypatch.setattr(train, "Stepper", Recording)
+  monkeypatch.setattr(runs, "Stepper", Recording)
   return made
 
 

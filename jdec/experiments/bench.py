@@ -32,8 +32,8 @@ import ml_collections
 import numpy as np
 
 import jdec
-from jdec import cluster, data, dec, models, parallel, pretrain, train
-from jdec.experiments import peers, runner
+from jdec import cluster, data, dec, models, parallel, pretrain, runs, train
+from jdec.experiments import cli, peers
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -134,9 +134,8 @@ def ceiling_dec(key, d, hidden_dims, batch_size, n_clusters, steps) -> float:
 def jdec_pretrain_epoch(key, x_dev, model, cfg, *, seeds: int = 0,
                         placement=None) -> float:
   """Median seconds per pretraining epoch (``cfg.epochs``, the first dropped)."""
-  keys = jax.random.split(key, seeds) if seeds else key
-  init = lambda k: models.init_autoencoder(k, model, x_dev.shape[1])
-  params = jax.vmap(init)(keys) if seeds else init(keys)
+  keys = jax.random.split(key, seeds) if seeds else key[None]  # one run: a stack of one
+  params = jax.vmap(lambda k: models.init_autoencoder(k, model, x_dev.shape[1]))(keys)
   _, history = pretrain.pretrain_end_to_end(
       keys, x_dev, model, params, num_epochs=cfg.epochs, batch_size=cfg.batch_size,
       learning_rate=1.0, momentum=0.9, progress=False, placement=placement)
@@ -147,7 +146,7 @@ def jdec_pretrain_epoch(key, x_dev, model, cfg, *, seeds: int = 0,
 def jdec_dec_step(key, x_dev, model, cfg, placement=None) -> tuple[float, float]:
   """Seconds per DEC step: ``(steps alone, with the target refreshes)``.
 
-  The first is ``jdec.train.Stepper`` on a 140-step interval, as ``cluster.run``
+  The first is ``jdec.runs.Stepper`` on a 140-step interval, as ``cluster.run``
   calls it; the second is ``cluster.run`` itself, whose every interval also
   computes q on all rows, the labels and the target P. Medians, the first
   (compiling) call dropped.
@@ -156,25 +155,25 @@ def jdec_dec_step(key, x_dev, model, cfg, placement=None) -> tuple[float, float]
   ae_params = models.init_autoencoder(key, model, x_dev.shape[1])
   centroids = jax.random.normal(key, (cfg.n_clusters, model.embed_dim))
   placement = placement or parallel.default_placement()
-  make_state = lambda: placement.put(train.create_state(
-      clustering.apply, models.clustering_params(ae_params, centroids),
+  make_state = lambda: placement.put(runs.create_states(
+      clustering.apply, runs.stack([models.clustering_params(ae_params, centroids)]),
       train.sgd(0.01, 0.9)))
-  interval = 140
+  keys, interval = key[None], 140
   _, history, _ = cluster.run(
-      key, make_state(), x_dev, batch_size=cfg.batch_size, update_interval=interval,
+      keys, make_state(), x_dev, batch_size=cfg.batch_size, update_interval=interval,
       tol=0.0, maxiter=interval * (cfg.dec_intervals + 1), progress=False,
       placement=placement)
   walls = [h["wall_s"] for h in history]
   with_refresh = float(np.median(np.diff(walls)[1:])) / interval
 
-  stepper = train.Stepper(train.clustering_step, block_steps=interval,
-                          batch_size=cfg.batch_size, stacked=False, placement=placement)
+  stepper = runs.Stepper(train.clustering_step, block_steps=interval,
+                         batch_size=cfg.batch_size, placement=placement, data_axis=(None, 0))
   state = make_state()
-  p = placement.put(jax.nn.softmax(jax.random.normal(key, (x_dev.shape[0], cfg.n_clusters))))
+  p = placement.put(jax.nn.softmax(jax.random.normal(key, (1, x_dev.shape[0], cfg.n_clusters))))
   times = []
   for i in range(cfg.dec_intervals + 1):
     t0 = time.perf_counter()
-    state, _ = stepper(state, (x_dev, p), key, i * interval, interval)  # waits for the loss
+    state, _ = stepper(state, (x_dev, p), keys, i * interval, [interval])  # waits for the loss
     times.append(time.perf_counter() - t0)
   return float(np.median(times[1:])) / interval, with_refresh
 
@@ -310,7 +309,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main():
-  runner.cli(get_config, run, default_workdir="experiments/results")
+  cli.main(get_config, run, default_workdir="experiments/results")
 
 
 if __name__ == "__main__":

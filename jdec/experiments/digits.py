@@ -3,7 +3,8 @@
   python -m jdec.experiments.digits --workdir runs/digits
 """
 
-from jdec.experiments import runner
+from jdec.experiments import cli
+from jdec.experiments import config as experiment_config
 
 
 def get_config():
@@ -12,7 +13,7 @@ def get_config():
   With batches of 256 an epoch here is only 7 updates; batches of 64 give four times as
   many for the same compute (ACC 0.83-0.84 over seeds 0-2 against 0.77-0.82).
   """
-  config = runner.base_config("digits", n_clusters=10)
+  config = experiment_config.base_config("digits", n_clusters=10)
   config.pretrain.num_epochs = 100
   config.pretrain.batch_size = 64
   config.dec.batch_size = 64
@@ -20,4 +21,4 @@ def get_config():
 
 
 if __name__ == "__main__":
-  runner.cli(get_config)
+  cli.main(get_config)

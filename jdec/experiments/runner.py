@@ -19,82 +19,21 @@ the same.
 import contextlib
 import hashlib
 import json
-import os
 import pathlib
 import platform
 import time
 
 import jax
-from absl import app, flags, logging
-from ml_collections import config_flags
 import ml_collections
 import numpy as np
-from ml_collections import config_dict
+from absl import logging
 
 import jdec
-from jdec import api, checkpoint, data, metrics, parallel, plots, recipes, validation
+from jdec import checkpoint, data, metrics, parallel, plots, recipes, validation
+from jdec import results as results_lib
+from jdec.experiments import config as experiment_config
+from jdec.experiments import tables
 from jdec.experiments import workdir as workdir_lib
-
-RECIPE_SECTIONS = ("model", "input_scaling", "augment", "pretrain", "kmeans", "dec")
-
-
-def recipe_overrides() -> ml_collections.ConfigDict:
-  """Every recipe setting as an unset placeholder: ``--config.dec.tol=...`` overrides it."""
-
-  def placeholders(value):
-    if isinstance(value, dict):
-      return {k: placeholders(v) for k, v in value.items()}
-    return config_dict.placeholder(type(value))
-
-  base = recipes.get_recipe().to_dict()
-  return ml_collections.ConfigDict({k: placeholders(base[k]) for k in RECIPE_SECTIONS})
-
-
-def base_config(dataset: str, n_clusters: int) -> ml_collections.ConfigDict:
-  """Settings common to every experiment; recipe settings default to the recipe's."""
-  config = recipe_overrides()
-  config.dataset = dataset
-  config.recipe = "dec_keras"
-  config.seed = 0
-  config.seeds = ()  # e.g. --config.seeds=0,1,2: train all at once (overrides seed)
-  config.n_clusters = n_clusters
-  config.data_dir = config_dict.placeholder(str)
-  config.n_samples = config_dict.placeholder(int)  # first n rows only (quick runs)
-  config.pretrained = config_dict.placeholder(str)  # a saved autoencoder/ folder
-  config.kmeans_raw = True  # score k-means on the raw input (the tutorial's baseline)
-  config.progress = True
-  config.stream = False  # keep the data on the host and send batches (large data)
-  config.stream_steps = 64  # steps per block sent when streaming
-  config.checkpoint_every = 10  # pretraining epochs between checkpoints (0: none)
-  config.checkpoint_min_interval_s = 60.0  # ... and at least this many seconds apart
-  config.resume = False  # continue the unfinished run in --workdir (or start one)
-  # Several processes (hosts): jax.distributed.initialize() before anything else.
-  config.distributed = False  # True: find the others (TPU pod slice, SLURM, Open MPI)
-  config.coordinator_address = config_dict.placeholder(str)  # or name them: "host0:1234",
-  config.num_processes = config_dict.placeholder(int)  # ... how many there are,
-  config.process_id = config_dict.placeholder(int)  # ... and which this one is (0 writes)
-  return config
-
-
-def start_processes(config) -> None:
-  """Joins the ``jax.distributed`` job that ``config`` asks for, if any.
-
-  Must run before anything touches JAX's devices. On CPUs the processes
-  exchange gradients through gloo.
-  """
-  named = {k: config.get(k) for k in ("coordinator_address", "num_processes", "process_id")}
-  if not config.get("distributed") and all(v is None for v in named.values()):
-    return
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  try:
-    jax.distributed.initialize(**{k: v for k, v in named.items() if v is not None})
-  except (ValueError, TypeError, RuntimeError) as e:
-    raise ValueError(
-        "could not start the distributed run: on a Cloud TPU pod slice, under SLURM or "
-        "Open MPI, --config.distributed=True finds the other processes by itself; "
-        "elsewhere pass --config.coordinator_address=HOST0:PORT, --config.num_processes=N "
-        f"and --config.process_id=I (0..N-1) to every process. JAX said: {e}") from e
-
 
 def _same_data(x: np.ndarray, y) -> None:
   """Refuses to go on if the processes loaded different data (a collective)."""
@@ -159,8 +98,8 @@ def _system() -> dict:
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
   """Runs the experiment ``config`` and writes everything into ``workdir``."""
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  overrides = {k: config[k] for k in RECIPE_SECTIONS}
-  recipe = api.resolve_config(config.recipe, overrides, config.dataset)
+  overrides = {k: config[k] for k in experiment_config.RECIPE_SECTIONS}
+  recipe = recipes.resolve(config.recipe, overrides, config.dataset)
   seeds = validation.check_seeds(config.seeds) if config.seeds else None
   placement = _placement(config)
   writer = parallel.is_writer()
@@ -258,15 +197,16 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     per_seed.append(one)
   if not seeds:
     results = per_seed[0]
-    table = summary_table(results)
+    table = tables.summary_table(results)
   else:
     results.update({
-        "summary": api.summarize([{k: r[k] for k in r if k in _SCORED} for r in per_seed]),
+        "summary": results_lib.summarize(
+            [{k: r[k] for k in r if k in tables.SCORED} for r in per_seed]),
         "per_seed": per_seed,
         "time_pretrain_s": fitted.timings["pretrain"],
         "time_kmeans_s": fitted.timings["kmeans"], "time_dec_s": fitted.timings["dec"],
         **system})
-    table = sweep_table(results)
+    table = tables.sweep_table(results)
   if writer:
     print(table)
     (workdir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
@@ -303,76 +243,7 @@ def _kmeans_raw(config, recipe, x, y, seeds, workdir, log) -> dict:
   return raw
 
 
-_SCORED = ("acc", "nmi", "nmi_geometric", "ari", "ae_kmeans_acc", "ae_kmeans_nmi",
-           "ae_kmeans_ari", "kmeans_raw_acc", "kmeans_raw_nmi")
-
-
-def sweep_table(results: dict) -> str:
-  """Mean, sd, min and max over the seeds, then one line per seed."""
-  lines = [f"{results['dataset']} | recipe {results['recipe']} | seeds {results['seeds']} "
-           f"| n={results['n_samples']} | {results.get('device')}",
-           f"  {'':<18} {'mean':>7} {'sd':>7} {'min':>7} {'max':>7}"]
-  for name, s in results["summary"].items():
-    lines.append(f"  {name:<18} {s['mean']:7.4f} {s['sd']:7.4f} {s['min']:7.4f} {s['max']:7.4f}")
-  for r in results["per_seed"]:
-    lines.append(f"  seed {r['seed']:<4} ACC {r.get('acc', float('nan')):.4f}  "
-                 f"iterations {r['iterations']} ({r['stopped_by']})")
-  lines.append(f"  time: pretraining {results['time_pretrain_s']:.1f} s, k-means "
-               f"{results['time_kmeans_s']:.1f} s, DEC {results['time_dec_s']:.1f} s "
-               f"(all seeds together)")
-  return "\n".join(lines)
-
-
 USER_ERRORS = (data.DataError, checkpoint.CheckpointError, FileExistsError, KeyError,
                TypeError, ValueError, FloatingPointError)
 
 
-def main(config: ml_collections.ConfigDict, workdir) -> dict:
-  """``run`` for the command line: a user's mistake ends with its message, no traceback."""
-  try:
-    start_processes(config)
-    return run(config, workdir)
-  except USER_ERRORS as e:
-    if os.environ.get("JDEC_TRACEBACK"):
-      raise
-    message = e.args[0] if isinstance(e, KeyError) and e.args else e
-    raise SystemExit(f"error: {message}\n(set JDEC_TRACEBACK=1 to see where it came from)") from None
-
-
-def cli(get_config, run_fn=None, default_workdir: str | None = None) -> None:
-  """The command line of an experiment: ``--workdir DIR`` plus ``--config.*`` overrides.
-
-  ``run_fn(config, workdir)`` does the work (default: ``main``, a training
-  run); without ``default_workdir`` the ``--workdir`` flag is required.
-  """
-  flags.DEFINE_string("workdir", default_workdir, "Directory for the run's files.")
-  if default_workdir is None:
-    flags.mark_flag_as_required("workdir")
-  config_flags.DEFINE_config_dict("config", get_config())
-
-  def entry(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    (run_fn or main)(flags.FLAGS.config, flags.FLAGS.workdir)
-
-  app.run(entry)
-
-
-def summary_table(results: dict) -> str:
-  """A short plain-text table of the scores and timings."""
-  rows = [("k-means on raw input ACC", results.get("kmeans_raw_acc")),
-          ("AE + k-means ACC", results.get("ae_kmeans_acc")),
-          ("DEC ACC", results.get("acc")), ("DEC NMI (arithmetic)", results.get("nmi")),
-          ("DEC NMI (geometric)", results.get("nmi_geometric")),
-          ("DEC ARI", results.get("ari")),
-          ("DEC iterations", results.get("iterations")),
-          ("stopped by", results.get("stopped_by")),
-          ("pretraining (s)", results.get("time_pretrain_s")),
-          ("k-means (s)", results.get("time_kmeans_s")),
-          ("DEC (s)", results.get("time_dec_s"))]
-  lines = [f"{results['dataset']} | recipe {results['recipe']} | seed {results['seed']} "
-           f"| n={results['n_samples']} | {results.get('device')}"]
-  for name, value in rows:
-    if value is not None:
-      lines.append(f"  {name:<26} {value:.4f}" if isinstance(value, float) else f"  {name:<26} {value}")
-  return "\n".join(lines)

@@ -32,8 +32,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from jdec import cluster, models, parallel, pretrain, train
-from jdec.experiments import runner
+from jdec import cluster, models, parallel, pretrain, runs, train
+from jdec.experiments import cli
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -57,21 +57,23 @@ def measure(n: int, mode: str, cfg) -> dict:
                                  stream_steps=cfg.stream_steps)
   x_dev = placement.put_data(x)
   key = jax.random.key(cfg.seed)
+  keys = key[None]  # one run, a stack of one
   model = models.AutoEncoder(784)
-  params = models.init_autoencoder(key, model, 784)
+  params = runs.stack([models.init_autoencoder(key, model, 784)])
   ae_params, history = pretrain.pretrain_end_to_end(
-      key, x_dev, model, params, num_epochs=cfg.epochs, batch_size=cfg.batch_size,
+      keys, x_dev, model, params, num_epochs=cfg.epochs, batch_size=cfg.batch_size,
       learning_rate=1.0, momentum=0.9, progress=False, placement=placement)
   jax.block_until_ready(ae_params)
   device_bytes = sum(a.nbytes for a in jax.live_arrays())
   walls = [0.0] + [h["wall_s"] for h in history]
   clustering = models.ClusteringModel(model, 10)
   centroids = jax.random.normal(key, (10, model.embed_dim))
-  state = placement.put(train.create_state(
-      clustering.apply, models.clustering_params(ae_params, centroids), train.sgd(0.01, 0.9)))
+  state = placement.put(runs.create_states(
+      clustering.apply, jax.vmap(models.clustering_params, in_axes=(0, None))(ae_params, centroids),
+      train.sgd(0.01, 0.9)))
   interval = 140
   _, dec_history, _ = cluster.run(
-      key, state, x_dev, batch_size=cfg.batch_size, update_interval=interval, tol=0.0,
+      keys, state, x_dev, batch_size=cfg.batch_size, update_interval=interval, tol=0.0,
       maxiter=interval * cfg.dec_intervals, progress=False, placement=placement)
   dec_walls = [h["wall_s"] for h in dec_history]
   return {
@@ -122,7 +124,7 @@ def _run_or_measure(cfg, workdir) -> None:
 
 
 def main():
-  runner.cli(get_config, _run_or_measure, default_workdir="experiments/results")
+  cli.main(get_config, _run_or_measure, default_workdir="experiments/results")
 
 
 if __name__ == "__main__":
