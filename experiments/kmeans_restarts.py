@@ -19,7 +19,7 @@ import numpy as np
 import sklearn.cluster
 
 import jdec
-from jdec import checkpoint, data, metrics, models, recipes
+from jdec import checkpoint, data, inference, metrics, models, recipes
 
 
 def main():
@@ -40,7 +40,7 @@ def main():
   rows = []
   for seed in seeds:
     params, _ = checkpoint.load(workdir / f"seed_{seed}" / "autoencoder")
-    z = np.asarray(jdec.embed(model, params, jnp.asarray(x)))
+    z = np.asarray(inference.embed(model, params, jnp.asarray(x)))
     for n_init in [int(v) for v in args.n_init.split(",")]:
       km = sklearn.cluster.KMeans(k, n_init=n_init, random_state=seed).fit(z)
       rows.append({"seed": seed, "kmeans": "sklearn", "n_init": n_init,

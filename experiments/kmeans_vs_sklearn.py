@@ -14,7 +14,7 @@ import numpy as np
 import sklearn.cluster
 
 import jdec
-from jdec import checkpoint
+from jdec import checkpoint, inference
 
 
 def main():
@@ -28,7 +28,7 @@ def main():
   params, meta = checkpoint.load(f"{args.workdir}/autoencoder")
   x, y = jdec.data.load(meta["dataset"], args.data_dir)
   model = jdec.models.AutoEncoder(meta["input_dim"], tuple(meta["hidden_dims"]), meta["kernel_init"])
-  z = np.asarray(jdec.embed(model, params, jnp.asarray(x)))
+  z = np.asarray(inference.embed(model, params, jnp.asarray(x)))
   k = len(np.unique(y))  # as many clusters as classes, as in the run
   rows = []
   for seed in range(args.seeds):

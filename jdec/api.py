@@ -87,7 +87,7 @@ def fit(
     x: data ``[n, d]``, or images ``[n, h, w, c]`` (``[n, h, w]`` for one
       channel), finite; scale it as the recipe expects (MNIST pixels in
       ``[0, 1]``; ``paper`` rescales itself).
-    n_clusters: number of clusters ``k >= 2``, ``<= n``.
+    n_clusters: number of clusters ``k >= 1``, ``<= n``.
     recipe: one of ``jdec.recipes.RECIPES``: ``"dec_keras"``, ``"paper"``,
       ``"idec"``, ``"dcec"``, ``"dec_da"``, ``"conv_dec_da"``.
     config: nested mapping of settings laid over the recipe, e.g.

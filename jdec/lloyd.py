@@ -148,7 +148,7 @@ def kmeans(
   Args:
     key: PRNG key; restart ``r`` uses ``jax.random.split(key, n_init)[r]``.
     x: data ``[n, d]``, finite, with ``n >= n_clusters``.
-    n_clusters: ``k >= 2``.
+    n_clusters: ``k >= 1``.
     n_init: number of restarts; the one with the lowest inertia is kept.
     max_iter: Lloyd iterations per restart at most.
     tol: convergence tolerance on the squared centre shift, relative to the

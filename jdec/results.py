@@ -1,12 +1,13 @@
 """What ``jdec.fit`` returns: one run's ``FitResult``, a sweep's ``SweepResult``."""
 
 import dataclasses
+import functools
 from typing import Any
 
 import ml_collections
 import numpy as np
 
-from jdec import lloyd, models, train
+from jdec import lloyd, models, train, trained
 
 
 @dataclasses.dataclass
@@ -48,6 +49,30 @@ class FitResult:
   config: ml_collections.ConfigDict
   image_shape: tuple | None = None
 
+  def to_model(self) -> trained.TrainedModel:
+    """The trained model on its own (host copies of the parameters), as
+    ``jdec.save`` writes it and ``jdec.load`` reads it back."""
+    return trained.TrainedModel(self.state.params, trained.describe(
+        self.config.model, input_dim=self.model.autoencoder.input_dim,
+        image_shape=self.image_shape, n_clusters=self.model.n_clusters,
+        input_scale=self.input_scale, input_scaling=self.config.input_scaling,
+        recipe=self.config.recipe))
+
+  @functools.cached_property
+  def _trained(self) -> trained.TrainedModel:
+    return self.to_model()
+
+  def embed(self, x, **kwargs) -> np.ndarray:
+    """``z [m, e]`` of new rows ``x [m, d]`` (or images ``[m, h, w, c]``), scaled as in training."""
+    return self._trained.embed(x, **kwargs)
+
+  def predict_proba(self, x, **kwargs) -> np.ndarray:
+    """Soft assignments ``q [m, k]`` of new rows ``x``."""
+    return self._trained.predict_proba(x, **kwargs)
+
+  def predict(self, x, **kwargs) -> np.ndarray:
+    """Cluster labels ``[m]`` of new rows ``x`` (argmax of their ``q``)."""
+    return self._trained.predict(x, **kwargs)
 
 
 @dataclasses.dataclass

@@ -6,13 +6,15 @@ import numpy as np
 
 
 def check_n_clusters(n_clusters) -> int:
-  """Returns ``n_clusters`` as an int, or raises if it is not an integer >= 2."""
+  """Returns ``n_clusters`` as an int, or raises if it is not an integer >= 1.
+
+  One cluster is allowed, as scikit-learn's ``KMeans`` allows it: every row
+  gets cluster 0 (q is 1 and the KL loss 0).
+  """
   if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral):
-    raise TypeError(f"n_clusters must be an integer >= 2, got {n_clusters!r}")
-  if n_clusters < 2:
-    raise ValueError(
-        f"n_clusters must be >= 2, got {n_clusters}: one group is no clustering"
-    )
+    raise TypeError(f"n_clusters must be an integer >= 1, got {n_clusters!r}")
+  if n_clusters < 1:
+    raise ValueError(f"n_clusters must be >= 1, got {n_clusters}")
   return int(n_clusters)
 
 

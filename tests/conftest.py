@@ -1,11 +1,24 @@
-"""Strict numerics for every test, and shared fixtures."""
+"""Strict numerics for every test, one compilation cache for the run, and shared fixtures."""
 
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 
-import jax
-import numpy as np
-import pytest
+# Many tests (and the experiment subprocesses they start) compile the same small
+# programs: XLA's persistent cache, in a folder made fresh for this test run and
+# inherited by pytest-xdist's workers and every subprocess, compiles each once.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _cache = tempfile.mkdtemp(prefix="jdec-tests-xla-cache-")
+  atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+  os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+import jax  # noqa: E402 (after the cache settings it reads)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "standard")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jdec import checkpoint, recipes
-from jdec.experiments import digits, runner
+from jdec.experiments import digits, mnist, runner
 from test_data import write_mnist
 
 TINY = [
@@ -75,32 +75,38 @@ def test_mnist_experiment_local_files_and_reuse(tmp_path):
   assert not any(l["phase"] == "pretrain" for l in lines)
   assert results["pretrained_from"].endswith("autoencoder") and results["seed"] == 1
 
-  # IDEC pretrains as DEC-keras does, so it starts from the same autoencoder.
-  proc = run("mnist", tmp_path / "run_idec", f"--config.data_dir={tmp_path / 'data'}",
-             f"--config.pretrained={tmp_path / 'run1' / 'autoencoder'}",
-             "--config.recipe=idec")
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  # IDEC pretrains as DEC-keras does, so it starts from the same autoencoder (run in
+  # this process: the command line is the one above).
+  def mnist_config(**changes):
+    config = mnist.get_config()
+    config.update_from_flattened_dict({
+        "progress": False, "pretrain.num_epochs": 2, "pretrain.batch_size": 32,
+        "dec.batch_size": 32, "dec.maxiter": 30, "dec.update_interval": 10,
+        "kmeans.n_init": 2, "model.hidden_dims": (32, 32, 10),
+        "data_dir": str(tmp_path / "data"), **changes})
+    return config
+
+  autoencoder = str(tmp_path / "run1" / "autoencoder")
+  runner.run(mnist_config(pretrained=autoencoder, recipe="idec"), tmp_path / "run_idec")
   results, _ = check_workdir(tmp_path / "run_idec", 200)
   config = json.loads((tmp_path / "run_idec" / "config.json").read_text())
   assert config["resolved"]["dec"]["objective"] == "idec" and results["recipe"] == "idec"
   # A dense autoencoder cannot start a conv recipe: refused, naming why.
   proc = run("mnist", tmp_path / "run_dcec", f"--config.data_dir={tmp_path / 'data'}",
-             f"--config.pretrained={tmp_path / 'run1' / 'autoencoder'}",
-             "--config.recipe=dcec", tiny=TINY_CONV)
+             f"--config.pretrained={autoencoder}", "--config.recipe=dcec", tiny=TINY_CONV)
   assert proc.returncode == 1 and "arch='dense'" in proc.stderr, proc.stderr[-3000:]
   assert "Traceback" not in proc.stderr and not (tmp_path / "run_dcec").exists()
 
   # An autoencoder trained for other inputs is refused, naming the mismatch.
-  proc = run("mnist", tmp_path / "run3", f"--config.data_dir={tmp_path / 'data'}",
-             f"--config.pretrained={tmp_path / 'run1' / 'autoencoder'}",
-             "--config.input_scaling=unit_power")
-  assert proc.returncode != 0 and "input_scaling='none'" in proc.stderr
+  with pytest.raises(checkpoint.CheckpointError, match="input_scaling='none'"):
+    runner.run(mnist_config(pretrained=autoencoder, input_scaling="unit_power"),
+               tmp_path / "run3")
   assert not (tmp_path / "run3").exists()
 
   # A finished work directory is never overwritten.
   before = (tmp_path / "run1" / "results.json").read_text()
-  proc = run("mnist", tmp_path / "run1", f"--config.data_dir={tmp_path / 'data'}")
-  assert proc.returncode != 0 and "already holds a finished run" in proc.stderr
+  with pytest.raises(FileExistsError, match="already holds a finished run"):
+    runner.run(mnist_config(), tmp_path / "run1")
   assert (tmp_path / "run1" / "results.json").read_text() == before
 
 
@@ -283,3 +289,20 @@ def test_distributed_without_a_cluster_says_what_to_pass(tmp_path):
   assert "--config.coordinator_address=HOST0:PORT" in proc.stderr
   assert "Traceback" not in proc.stderr
   assert not (tmp_path / "run").exists()
+
+
+def test_resume_names_the_data_folder_by_what_it_is(tmp_path, monkeypatch):
+  from jdec.experiments import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  (tmp_path / "data").mkdir()
+  started = mnist.get_config()
+  started.data_dir = str(tmp_path / "data")
+  run_dir = tmp_path / "run"
+  run_dir.mkdir()
+  (run_dir / "config.json").write_text(json.dumps({"experiment": started.to_dict()}))
+  monkeypatch.chdir(tmp_path / "data")
+  again = mnist.get_config()
+  again.update_from_flattened_dict({"data_dir": "../data", "resume": True})
+  assert workdir_lib.prepare(run_dir, again) == (run_dir, True)  # the same folder
+  again.data_dir = "../other"
+  with pytest.raises(ValueError, match="data_dir"):
+    workdir_lib.prepare(run_dir, again)

@@ -7,7 +7,7 @@ import pytest
 import sklearn.cluster
 
 import jdec
-from jdec import lloyd
+from jdec import inference, lloyd
 
 
 def test_inertia_matches_sklearn_on_blobs(blobs):
@@ -83,9 +83,9 @@ def test_bad_input(bad, match):
     jdec.kmeans(jax.random.key(0), bad, 4)
 
 
-def test_n_clusters_below_two():
-  with pytest.raises(ValueError, match=">= 2"):
-    jdec.kmeans(jax.random.key(0), np.ones((5, 2)), 1)
+def test_n_clusters_below_one():
+  with pytest.raises(ValueError, match=">= 1"):
+    jdec.kmeans(jax.random.key(0), np.ones((5, 2)), 0)
 
 
 def test_inertia_matches_sklearn_on_mnist_embeddings(real_mnist_dir):
@@ -96,7 +96,7 @@ def test_inertia_matches_sklearn_on_mnist_embeddings(real_mnist_dir):
       jax.random.key(1)[None], jnp.asarray(x), model, params, num_epochs=1, batch_size=256,
       learning_rate=1.0, momentum=0.9, progress=False)
   params = jdec.runs.take(params, 0)
-  z = np.asarray(jdec.embed(model, params, jnp.asarray(x)))
+  z = np.asarray(inference.embed(model, params, jnp.asarray(x)))
   ours = jdec.kmeans(jax.random.key(0), z, 10)
   theirs = sklearn.cluster.KMeans(10, n_init=20, random_state=0).fit(z)
   assert abs(float(ours.inertia) - theirs.inertia_) <= 0.01 * theirs.inertia_

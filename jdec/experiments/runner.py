@@ -3,8 +3,9 @@
 A work directory ends up holding ``config.json``, ``metrics.jsonl`` (one line
 per log point, written as it happens), ``autoencoder/`` (the pretrained
 autoencoder, reusable with ``--config.pretrained``), ``model/`` (the trained
-clustering model), ``confusion_matrix.png`` and ``results.json``, plus
-``kmeans_raw.json`` (the raw-input baseline). While pretraining it holds
+clustering model, read by ``jdec.load`` and ``python -m jdec.predict``),
+``confusion_matrix.png`` and ``results.json``, plus ``kmeans_raw.json`` (the
+raw-input baseline). While pretraining it holds
 ``checkpoints/pretrain/`` (every ``checkpoint_every`` epochs), from which
 ``--config.resume=True`` continues an interrupted run; the folder is removed
 once the run has finished.
@@ -29,7 +30,7 @@ import numpy as np
 from absl import logging
 
 import jdec
-from jdec import checkpoint, data, metrics, parallel, plots, recipes, validation
+from jdec import checkpoint, data, metrics, parallel, plots, recipes, saving, validation
 from jdec import results as results_lib
 from jdec.experiments import config as experiment_config
 from jdec.experiments import tables
@@ -180,9 +181,9 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
   per_seed = []
   for seed, result in zip(seeds or [config.seed], fitted.results if seeds else [fitted]):
     folder = seed_dir(seed)
-    save(folder / "model", result.state.params,
-         {**meta, "seed": seed, "n_clusters": config.n_clusters,
-          "alpha": recipe.model.alpha, "input_scale": result.input_scale})
+    model = result.to_model()  # jdec.load(folder / "model") reads it back
+    save(folder / "model", model.params,
+         saving.meta(model, dataset=config.dataset, seed=seed))
     if writer:
       plots.save_confusion_matrix(folder / "confusion_matrix.png", y, result.labels,
                                   title=f"{config.dataset} {config.recipe} seed {seed}")

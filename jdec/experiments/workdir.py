@@ -15,10 +15,19 @@ from jdec import checkpoint, parallel
 RESUMABLE_CHANGES = ("resume", "progress", "checkpoint_every", "checkpoint_min_interval_s",
                      "distributed", "coordinator_address", "num_processes", "process_id")
 PRETRAIN_CHECKPOINTS = pathlib.Path("checkpoints") / "pretrain"
+# Settings that name folders: "../data" and "/abs/data" may be the same one.
+PATH_SETTINGS = ("data_dir", "pretrained")
 
 
 def _as_json(value):
   return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _setting(name: str, value):
+  """A setting as compared on resume: paths by the folder they name, not their spelling."""
+  if name in PATH_SETTINGS and isinstance(value, str):
+    return str(pathlib.Path(value).expanduser().resolve())
+  return value
 
 
 def prepare(workdir, config) -> tuple[pathlib.Path, bool]:
@@ -40,7 +49,7 @@ def prepare(workdir, config) -> tuple[pathlib.Path, bool]:
     saved = json.loads((workdir / "config.json").read_text())["experiment"]
     now = _as_json(config.to_dict())
     changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES
-                     and saved.get(k) != now.get(k))
+                     and _setting(k, saved.get(k)) != _setting(k, now.get(k)))
     if changed:
       raise ValueError(
           f"cannot resume the run in {workdir}: these settings differ from the ones it "

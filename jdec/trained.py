@@ -1,0 +1,165 @@
+"""A trained DEC model on its own: embed, assign and label new rows in bounded memory.
+
+``TrainedModel`` holds the clustering parameters as numpy arrays and a JSON
+description of the model (``DESCRIPTION_KEYS``). It is what ``jdec.load``
+returns, what ``FitResult.to_model()`` and a fitted ``jdec.DEC`` hold, and it
+pickles. Its methods apply the input scaling of training themselves and send
+the rows to the device in chunks of a fixed size, so any number of rows (a
+memory-mapped ``.npy`` of a million, say) fits in memory and compiles once.
+"""
+
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import numpy as np
+
+from jdec import models, parallel
+
+# What a description holds (all JSON values); see ``describe``.
+DESCRIPTION_KEYS = ("arch", "input_dim", "hidden_dims", "conv_filters", "embed_dim",
+                    "image_shape", "kernel_init", "compute_dtype", "n_clusters", "alpha",
+                    "input_scale", "input_scaling", "recipe")
+CHUNK_ROWS = 4096  # rows per device call
+
+
+def describe(model_cfg, *, input_dim: int, image_shape, n_clusters: int, input_scale: float,
+             input_scaling: str = "none", recipe: str | None = None) -> dict:
+  """The JSON description of a clustering model built from a recipe's ``model`` section."""
+  return {
+      "arch": str(model_cfg["arch"]), "input_dim": int(input_dim),
+      "hidden_dims": [int(w) for w in model_cfg["hidden_dims"]],
+      "conv_filters": [int(w) for w in model_cfg["conv_filters"]],
+      "embed_dim": int(model_cfg["embed_dim"]),
+      "image_shape": [int(v) for v in image_shape] if image_shape else None,
+      "kernel_init": str(model_cfg["kernel_init"]),
+      "compute_dtype": str(model_cfg["compute_dtype"]), "n_clusters": int(n_clusters),
+      "alpha": float(model_cfg["alpha"]), "input_scale": float(input_scale),
+      "input_scaling": str(input_scaling), "recipe": recipe,
+  }
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _outputs(model: models.ClusteringModel, params, x: jax.Array):
+  """``(log_q [b, k], z [b, e])`` of a chunk of scaled rows ``x [b, d]``."""
+  log_q, z, _ = model.apply({"params": params}, x)
+  return log_q, z
+
+
+@dataclasses.dataclass(eq=False)
+class TrainedModel:
+  """A trained clustering model: an autoencoder's encoder and the DEC centres.
+
+  Attributes:
+    params: ``{"autoencoder": ..., "centroids": [k, e]}``, numpy arrays.
+    description: the model's settings, keys ``DESCRIPTION_KEYS`` (JSON values).
+  """
+
+  params: dict
+  description: dict
+
+  def __post_init__(self):
+    missing = [k for k in DESCRIPTION_KEYS if k not in self.description]
+    if missing:
+      raise ValueError(f"a model description needs {missing}; build it with "
+                       "jdec.trained.describe")
+    self.params = jax.tree.map(lambda a: np.asarray(parallel.to_host(a)), self.params)
+    self._module = None
+
+  def __getstate__(self):  # the Flax module is rebuilt after unpickling
+    return {"params": self.params, "description": self.description}
+
+  def __setstate__(self, state):
+    self.params, self.description, self._module = state["params"], state["description"], None
+
+  @property
+  def module(self) -> models.ClusteringModel:
+    """The Flax ``ClusteringModel`` the parameters belong to."""
+    if self._module is None:
+      d = self.description
+      autoencoder = models.build_autoencoder(d, d["input_dim"], d["image_shape"])
+      self._module = models.ClusteringModel(autoencoder, d["n_clusters"], d["alpha"])
+    return self._module
+
+  @property
+  def n_clusters(self) -> int:
+    return int(self.description["n_clusters"])
+
+  @property
+  def n_features_in(self) -> int:
+    """``d``, the width of the rows the model takes (``h * w * c`` for images)."""
+    return int(self.description["input_dim"])
+
+  @property
+  def image_shape(self) -> tuple | None:
+    shape = self.description["image_shape"]
+    return tuple(shape) if shape else None
+
+  @property
+  def input_scale(self) -> float:
+    """The factor applied to every input before the model."""
+    return float(self.description["input_scale"])
+
+  @property
+  def cluster_centers(self) -> np.ndarray:
+    """``[k, e]``: the centres in the embedding space."""
+    return np.asarray(self.params["centroids"])
+
+  def rows(self, x, name: str = "x"):
+    """``x`` as ``[m, d]`` rows this model takes (a view where possible: no copy
+    of a memory-mapped file), or a ``ValueError`` naming the expected shape."""
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype == object or np.issubdtype(arr.dtype, np.complexfloating) or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+      raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    d, shape = self.n_features_in, self.image_shape
+    expected = f"[m, {d}]" + (f" or images [m, {', '.join(map(str, shape))}]" if shape else "")
+    if shape and arr.ndim in (3, 4):
+      got = tuple(arr.shape[1:]) + ((1,) if arr.ndim == 3 else ())
+      if got != shape:
+        raise ValueError(f"{name} holds images of shape {got}; this model expects {expected}")
+      return arr.reshape(arr.shape[0], d)
+    if arr.ndim != 2 or arr.shape[1] != d:
+      raise ValueError(f"{name} has shape {arr.shape}; this model expects {expected}")
+    return arr
+
+  def _map(self, which: int, x, chunk_rows: int, progress: Callable[[int], None] | None):
+    """Output ``which`` (0: log q, 1: z) of all rows, computed chunk by chunk."""
+    rows = self.rows(x)
+    chunk_rows = max(1, min(int(chunk_rows), rows.shape[0] or 1))
+    scale = np.float32(self.input_scale)
+    parts = []
+    for start in range(0, rows.shape[0], chunk_rows):
+      chunk = np.asarray(rows[start:start + chunk_rows], np.float32) * scale
+      bad = ~np.isfinite(chunk).all(axis=1)
+      if bad.any():
+        raise ValueError(f"x holds NaN or infinite values (first in row "
+                         f"{start + int(np.flatnonzero(bad)[0])}); remove or impute them")
+      m = chunk.shape[0]
+      if m < chunk_rows:  # one shape for every call: one compilation
+        chunk = np.concatenate([chunk, np.zeros((chunk_rows - m, chunk.shape[1]), np.float32)])
+      out = _outputs(self.module, self.params, chunk)[which]
+      parts.append(np.asarray(out)[:m])
+      if progress is not None:
+        progress(m)
+    width = self.n_clusters if which == 0 else int(self.cluster_centers.shape[1])
+    return np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
+
+  def embed(self, x, *, chunk_rows: int = CHUNK_ROWS, progress=None) -> np.ndarray:
+    """``z [m, e]``: the embedding of rows ``x [m, d]`` (or images ``[m, h, w, c]``).
+
+    ``progress``, if given, is called with the number of rows of each chunk done.
+    """
+    return self._map(1, x, chunk_rows, progress)
+
+  transform = embed
+
+  def predict_proba(self, x, *, chunk_rows: int = CHUNK_ROWS, progress=None) -> np.ndarray:
+    """``q [m, k]``: the soft assignments (Student's t) of rows ``x``."""
+    return np.exp(self._map(0, x, chunk_rows, progress))
+
+  def predict(self, x, *, chunk_rows: int = CHUNK_ROWS, progress=None) -> np.ndarray:
+    """``[m]`` int64: the cluster of each row of ``x`` (argmax of its ``q``)."""
+    log_q = self._map(0, x, chunk_rows, progress)
+    return np.argmax(log_q, axis=1).astype(np.int64)
