@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from jdec import checkpoint, recipes
+import jdec
+from jdec import checkpoint, data, metrics, recipes, report
 from jdec.experiments import digits, mnist, runner
 from test_data import write_mnist
 
@@ -17,6 +18,7 @@ TINY = [
     "--config.pretrain.batch_size=32", "--config.dec.batch_size=32",
     "--config.dec.maxiter=30", "--config.dec.update_interval=10",
     "--config.kmeans.n_init=2", "--config.model.hidden_dims=(32,32,10)",
+    "--config.embedding_map=pca",
 ]
 RESULT_KEYS = {"acc", "nmi", "nmi_geometric", "ari", "n_samples", "kmeans_raw_acc",
                "ae_kmeans_acc", "iterations", "stopped_by", "time_pretrain_s",
@@ -37,8 +39,8 @@ def run(module, workdir, *args, tiny=TINY):
 
 
 def check_workdir(workdir, n_samples):
-  for name in ("config.json", "metrics.jsonl", "confusion_matrix.png", "results.json",
-               "autoencoder/meta.json", "model/meta.json"):
+  for name in ("config.json", "metrics.jsonl", "results.json", "autoencoder/meta.json",
+               "model/meta.json", *report.PICTURES):
     assert (workdir / name).exists(), name
   results = json.loads((workdir / "results.json").read_text())
   assert RESULT_KEYS <= set(results)
@@ -53,12 +55,22 @@ def check_workdir(workdir, n_samples):
 
 
 def test_digits_experiment(tmp_path):
-  proc = run("digits", tmp_path / "run", "--config.n_samples=300")
+  proc = run("digits", tmp_path / "run", "--config.n_samples=300",
+             "--config.embedding_map=tsne")
   assert proc.returncode == 0, proc.stderr[-3000:]
   results, lines = check_workdir(tmp_path / "run", 300)
   assert results["dataset"] == "digits"
   assert sum(l["phase"] == "pretrain" for l in lines) == 2
   assert "DEC ACC" in proc.stdout
+  # The model predicts from the work directory, and the pictures can be drawn again.
+  x, y = data.load_digits()
+  model = jdec.load(tmp_path / "run" / "model")
+  assert metrics.cluster_acc(y[:300], model.predict(x[:300])) == results["acc"]
+  for name in report.PICTURES:
+    (tmp_path / "run" / name).unlink()
+  assert report.main([str(tmp_path / "run"), "--map", "pca"]) == 0
+  assert all((tmp_path / "run" / name).exists() for name in report.PICTURES)
+  assert report.main([str(tmp_path / "nothing")]) == 2
 
 
 def test_mnist_experiment_local_files_and_reuse(tmp_path):
@@ -82,7 +94,7 @@ def test_mnist_experiment_local_files_and_reuse(tmp_path):
     config.update_from_flattened_dict({
         "progress": False, "pretrain.num_epochs": 2, "pretrain.batch_size": 32,
         "dec.batch_size": 32, "dec.maxiter": 30, "dec.update_interval": 10,
-        "kmeans.n_init": 2, "model.hidden_dims": (32, 32, 10),
+        "kmeans.n_init": 2, "model.hidden_dims": (32, 32, 10), "embedding_map": "pca",
         "data_dir": str(tmp_path / "data"), **changes})
     return config
 
@@ -204,7 +216,7 @@ def tiny_sweep_config(**changes):
       "checkpoint_min_interval_s": 0.0,
       "pretrain.num_epochs": 6, "pretrain.batch_size": 32, "dec.batch_size": 32,
       "dec.maxiter": 30, "dec.update_interval": 10, "kmeans.n_init": 2,
-      "model.hidden_dims": (32, 32, 10), **changes})
+      "model.hidden_dims": (32, 32, 10), "embedding_map": "pca", **changes})
   return config
 
 

@@ -91,6 +91,7 @@ SWEEP_FLAGS = [
     "--config.pretrain.num_epochs=6", "--config.pretrain.batch_size=32",
     "--config.dec.batch_size=32", "--config.dec.maxiter=30", "--config.dec.update_interval=10",
     "--config.kmeans.n_init=2", "--config.model.hidden_dims=(32,32,10)",
+    "--config.embedding_map=pca",
 ]
 
 

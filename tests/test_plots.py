@@ -1,4 +1,4 @@
-"""The Hungarian-aligned confusion matrix."""
+"""The pictures: the aligned confusion matrix, the gallery, the embedding map, the curves."""
 
 import numpy as np
 
@@ -21,3 +21,44 @@ def test_extra_clusters_go_last():
   matrix, _, clusters = plots.aligned_confusion(y, pred)
   np.testing.assert_array_equal(clusters, [7, 5, 9])
   np.testing.assert_array_equal(matrix, [[2, 0, 0], [0, 2, 1]])
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_most_confident_picks_each_clusters_surest_members():
+  q = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.95, 0.05], [0.45, 0.55]])
+  first, second = plots.most_confident(q, per_cluster=2)
+  np.testing.assert_array_equal(first, [3, 0])  # 0.95, then 0.9 (0.6 left out)
+  np.testing.assert_array_equal(second, [2, 4])
+
+
+def test_pictures_are_written(tmp_path):
+  rng = np.random.default_rng(0)
+  y = np.repeat(np.arange(3), 20)
+  z = rng.normal(size=(60, 4)) + 4 * y[:, None]
+  q = np.eye(3)[y] * 0.8 + 0.1
+  images = rng.random((60, 6, 6, 1))
+  plots.save_cluster_gallery(tmp_path / "g.png", images, q, per_cluster=4)
+  plots.save_embedding(tmp_path / "e.png", z, y, y, method="tsne")
+  plots.save_embedding(tmp_path / "p.png", z, y, method="pca", max_points=30)
+  records = [{"phase": "pretrain", "epoch": e, "loss": 1.0 / e, "seed": s}
+             for s in (0, 1) for e in (1, 2, 3)]
+  records += [{"phase": "dec", "iteration": i, "delta_label": d, "loss": l, "acc": a,
+               "nmi": a, "seed": s} for s in (0, 1)
+              for i, d, l, a in ((0, None, None, 0.5), (10, 0.1, 0.2, 0.6))]
+  plots.save_training_curves(tmp_path / "t.png", records)
+  for name in ("g", "e", "p", "t"):
+    assert (tmp_path / f"{name}.png").read_bytes()[:8] == PNG, name
+  rows, xy = plots.embedding_map(z, "pca", max_points=30)
+  assert len(rows) == 30 == len(np.unique(rows)) and xy.shape == (30, 2)
+
+
+def test_importing_jdec_leaves_matplotlibs_backend_alone():
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  code = ("import matplotlib; matplotlib.use('svg'); import jdec, jdec.plots, jdec.report; "
+          "import jdec.experiments.runner; print(matplotlib.get_backend())")
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        check=True)
+  assert done.stdout.strip() == "svg"

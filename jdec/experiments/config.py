@@ -33,6 +33,7 @@ def base_config(dataset: str, n_clusters: int) -> ml_collections.ConfigDict:
   config.pretrained = config_dict.placeholder(str)  # a saved autoencoder/ folder
   config.kmeans_raw = True  # score k-means on the raw input (the tutorial's baseline)
   config.progress = True
+  config.embedding_map = "tsne"  # embedding.png: 'tsne' or 'pca' (quicker)
   config.stream = False  # keep the data on the host and send batches (large data)
   config.stream_steps = 64  # steps per block sent when streaming
   config.checkpoint_every = 10  # pretraining epochs between checkpoints (0: none)

@@ -4,8 +4,9 @@ A work directory ends up holding ``config.json``, ``metrics.jsonl`` (one line
 per log point, written as it happens), ``autoencoder/`` (the pretrained
 autoencoder, reusable with ``--config.pretrained``), ``model/`` (the trained
 clustering model, read by ``jdec.load`` and ``python -m jdec.predict``),
-``confusion_matrix.png`` and ``results.json``, plus ``kmeans_raw.json`` (the
-raw-input baseline). While pretraining it holds
+the pictures of ``jdec.report`` (``confusion_matrix.png``, ``cluster_gallery.png``
+for images, ``embedding.png``, ``training_curves.png``) and ``results.json``, plus
+``kmeans_raw.json`` (the raw-input baseline). While pretraining it holds
 ``checkpoints/pretrain/`` (every ``checkpoint_every`` epochs), from which
 ``--config.resume=True`` continues an interrupted run; the folder is removed
 once the run has finished.
@@ -30,7 +31,8 @@ import numpy as np
 from absl import logging
 
 import jdec
-from jdec import checkpoint, data, metrics, parallel, plots, recipes, saving, validation
+from jdec import (checkpoint, data, metrics, parallel, plots, recipes, report, saving,
+                  validation)
 from jdec import results as results_lib
 from jdec.experiments import config as experiment_config
 from jdec.experiments import tables
@@ -102,6 +104,9 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
   overrides = {k: config[k] for k in experiment_config.RECIPE_SECTIONS}
   recipe = recipes.resolve(config.recipe, overrides, config.dataset)
   seeds = validation.check_seeds(config.seeds) if config.seeds else None
+  if config.embedding_map not in plots.MAP_METHODS:
+    raise ValueError(f"embedding_map must be one of {list(plots.MAP_METHODS)}, got "
+                     f"{config.embedding_map!r}")
   placement = _placement(config)
   writer = parallel.is_writer()
   # Everything that can fail on bad input fails before anything is written.
@@ -185,8 +190,9 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     save(folder / "model", model.params,
          saving.meta(model, dataset=config.dataset, seed=seed))
     if writer:
-      plots.save_confusion_matrix(folder / "confusion_matrix.png", y, result.labels,
-                                  title=f"{config.dataset} {config.recipe} seed {seed}")
+      report.draw(folder, model, x, y, report.read_records(workdir),
+                  seed=seed if seeds else None, map_method=config.embedding_map,
+                  title=f"{config.dataset} {config.recipe} seed {seed}")
     one = {**{k: v for k, v in results.items() if k != "seeds"}, "seed": seed,
            **raw.get(seed, {}), **result.scores,
            "iterations": result.iterations, "stopped_by": result.stopped_by,

@@ -12,7 +12,8 @@ import shutil
 from jdec import checkpoint, parallel
 
 # Settings that may change when a run is resumed: they do not affect its result.
-RESUMABLE_CHANGES = ("resume", "progress", "checkpoint_every", "checkpoint_min_interval_s",
+RESUMABLE_CHANGES = ("resume", "progress", "embedding_map", "checkpoint_every",
+                     "checkpoint_min_interval_s",
                      "distributed", "coordinator_address", "num_processes", "process_id")
 PRETRAIN_CHECKPOINTS = pathlib.Path("checkpoints") / "pretrain"
 # Settings that name folders: "../data" and "/abs/data" may be the same one.
