@@ -291,3 +291,151 @@ def load(name: str, data_dir=None, *, images: bool = False) -> tuple[np.ndarray,
   if name == "digits":
     return LOADERS[name](images=images)
   return LOADERS[name](data_dir, images=images)
+
+
+FILE_TYPES = (".npy", ".npz", ".csv")
+
+
+def _labels(values, where: str) -> np.ndarray:
+  """Class labels as int64: integers kept, other values (names) numbered in sorted order."""
+  values = np.asarray(values)
+  if values.dtype.kind in "iub":
+    return values.astype(np.int64)
+  if values.dtype.kind == "f":
+    if np.isfinite(values).all() and np.all(np.mod(values, 1) == 0):
+      return values.astype(np.int64)
+    raise DataError(f"{where}: the labels must be whole numbers or names, got {values[:5]}")
+  return np.unique(values.astype(str), return_inverse=True)[1].astype(np.int64)
+
+
+def _read_csv(path: pathlib.Path, label_column):
+  """``(x, y)`` of a numeric CSV, a first non-numeric line taken as a header."""
+  import csv  # pylint: disable=import-outside-toplevel
+  with open(path, newline="", encoding="utf-8") as f:
+    lines = [(i, row) for i, row in enumerate(csv.reader(f), 1)
+             if row and any(v.strip() for v in row)]
+  if not lines:
+    raise DataError(f"{path} holds no rows")
+  header = None
+  try:
+    [float(v) for v in lines[0][1] if v.strip()]
+  except ValueError:
+    header = [v.strip() for v in lines[0][1]]
+    lines = lines[1:]
+  width = len(header) if header else len(lines[0][1]) if lines else 0
+  label = None
+  if label_column is not None:
+    name = str(label_column)
+    if header and name in header:
+      label = header.index(name)
+    elif name.lstrip("-").isdigit() and -width <= int(name) < width:
+      label = int(name) % width
+    else:
+      raise DataError(f"{path} has no column {name!r}" + (
+          f"; its columns are {header}" if header else f"; give an index in 0..{width - 1}"))
+  rows, labels = [], []
+  for i, row in lines:
+    if len(row) != width:
+      raise DataError(f"{path}, line {i}: {len(row)} values, but {width} columns")
+    values = [v for j, v in enumerate(row) if j != label]
+    try:
+      rows.append([float(v) for v in values])
+    except ValueError:
+      bad = next(v for v in values if not _is_number(v))
+      column = [j for j in range(width) if j != label][values.index(bad)]
+      named = f" ({header[column]!r})" if header else ""
+      raise DataError(
+          f"{path}, line {i}, column {column}{named}: {bad!r} is not a number; the features "
+          "must be numeric (name a label column with --config.label_column)") from None
+    if label is not None:
+      labels.append(row[label].strip())
+  if not rows:
+    raise DataError(f"{path} holds a header but no rows")
+  y = None
+  if label is not None:
+    try:
+      y = _labels(np.asarray([float(v) for v in labels]), str(path))
+    except ValueError:
+      y = _labels(np.asarray(labels), str(path))
+  return np.asarray(rows, np.float64), y
+
+
+def _is_number(value: str) -> bool:
+  try:
+    float(value)
+  except ValueError:
+    return False
+  return True
+
+
+def load_file(path, *, label_column=None, image_shape=None):
+  """Your own data from a file: ``(x float32 [n, d], y int64 [n] or None, image_shape)``.
+
+  Args:
+    path: ``.npy`` (rows ``[n, d]`` or images ``[n, h, w(, c)]``), ``.npz``
+      (arrays ``x`` and, optionally, ``y``) or ``.csv`` (numbers; a first line
+      that is not numeric is a header).
+    label_column: for a CSV, the column holding the true classes (its header
+      name or its index); it is kept out of ``x`` and used only for scoring.
+      Labels may be integers or names.
+    image_shape: ``(h, w, c)`` of rows that are images (checked against ``d``).
+
+  Raises:
+    DataError: the file is missing, unreadable, of another type, or its
+      contents are not numeric rows (the message names the file and where).
+    ValueError: NaN or infinite values, or an image shape that does not fit.
+  """
+  path = pathlib.Path(path).expanduser()
+  if not path.is_file():
+    raise DataError(f"no data file {path}")
+  suffix = path.suffix.lower()
+  if suffix not in FILE_TYPES:
+    raise DataError(f"{path}: unknown data type {suffix!r}; give one of {list(FILE_TYPES)}")
+  if label_column is not None and suffix != ".csv":
+    raise DataError(f"label_column is for CSV files; a {suffix} file holds its labels "
+                    "as the array y (.npz)")
+  y = None
+  try:
+    if suffix == ".npy":
+      x = np.load(path, allow_pickle=False)
+    elif suffix == ".npz":
+      with np.load(path, allow_pickle=False) as npz:
+        if "x" not in npz.files:
+          raise DataError(f"{path} holds the arrays {npz.files}; name the data 'x' "
+                          "(and the optional labels 'y')")
+        x = npz["x"]
+        y = _labels(npz["y"], f"{path} (y)") if "y" in npz.files else None
+    else:
+      x, y = _read_csv(path, label_column)
+  except DataError:
+    raise
+  except (OSError, ValueError, EOFError) as e:
+    raise DataError(f"cannot read {path}: {e}") from None
+  if not isinstance(x, np.ndarray) or x.dtype.kind not in "iufb":
+    raise DataError(f"{path}: the data must be real numbers, got dtype "
+                    f"{getattr(x, 'dtype', type(x).__name__)}")
+  x, shape = validation.check_images(x, image_shape, name=str(path))
+  x = validation.check_data(x, name=str(path))
+  if y is not None:
+    y = validation.check_labels(y, x.shape[0], name=f"the labels of {path}")
+  return x, y, shape
+
+
+def load_experiment(config) -> tuple[np.ndarray, np.ndarray | None, tuple | None]:
+  """``(x, y, image_shape)`` an experiment's settings name (a ``ConfigDict`` or the
+  ``experiment`` mapping of its ``config.json``): ``dataset`` with ``data_dir``, or
+  ``dataset="custom"`` with ``data``, ``label_column`` and ``image_shape``; the first
+  ``n_samples`` rows when that is set."""
+  dataset = config.get("dataset")
+  if dataset == "custom":
+    if not config.get("data"):
+      raise DataError("name your data file: --config.data=FILE (.npy, .npz or .csv)")
+    x, y, shape = load_file(config["data"], label_column=config.get("label_column"),
+                            image_shape=tuple(config.get("image_shape") or ()) or None)
+  else:
+    x, y = load(dataset, config.get("data_dir"))
+    shape = IMAGE_SHAPES.get(dataset)
+  n = config.get("n_samples")
+  if n is not None:
+    x, y = x[:n], (y[:n] if y is not None else None)
+  return x, y, shape

@@ -89,12 +89,7 @@ def redraw(workdir, map_method: str = "tsne") -> list[pathlib.Path]:
                             "results.json): give the --workdir of a run that has ended")
   config = json.loads(config_path.read_text())["experiment"]
   dataset = config.get("dataset")
-  if dataset not in data.LOADERS:
-    raise ValueError(f"{workdir} ran on {dataset!r}; pictures can be redrawn for the "
-                     f"datasets {sorted(data.LOADERS)}")
-  x, y = data.load(dataset, config.get("data_dir"))
-  if config.get("n_samples") is not None:
-    x, y = x[: config["n_samples"]], y[: config["n_samples"]]
+  x, y, _ = data.load_experiment(config)
   records = read_records(workdir)
   seeds = list(config.get("seeds") or [])
   written = []

@@ -185,3 +185,49 @@ def test_images_option_gives_image_shaped_arrays(tmp_path):
   xd, _ = data.load("digits", images=True)
   assert xd.shape == (1797, 8, 8, 1) == (1797, *data.IMAGE_SHAPES["digits"])
   np.testing.assert_array_equal(xd.reshape(1797, -1), data.load_digits()[0])
+
+
+def test_load_file_reads_csv_npz_and_npy(tmp_path):
+  (tmp_path / "named.csv").write_text("f1,f2,kind\n1,2,cat\n3,4.5,dog\n5,6,cat\n\n")
+  x, y, shape = data.load_file(tmp_path / "named.csv", label_column="kind")
+  np.testing.assert_array_equal(x, [[1, 2], [3, 4.5], [5, 6]])
+  np.testing.assert_array_equal(y, [0, 1, 0])
+  assert shape is None
+  (tmp_path / "bare.csv").write_text("7,1,2\n3,3,4\n")
+  x, y, _ = data.load_file(tmp_path / "bare.csv", label_column="0")
+  np.testing.assert_array_equal(x, [[1, 2], [3, 4]])
+  np.testing.assert_array_equal(y, [7, 3])
+  assert data.load_file(tmp_path / "bare.csv")[1] is None
+  rng = np.random.default_rng(0)
+  np.savez(tmp_path / "images.npz", x=rng.random((5, 4, 4)), y=np.arange(5))
+  x, y, shape = data.load_file(tmp_path / "images.npz")
+  assert x.shape == (5, 16) and x.dtype == np.float32 and shape == (4, 4, 1)
+  np.testing.assert_array_equal(y, np.arange(5))
+  np.save(tmp_path / "rows.npy", rng.random((6, 16)))
+  x, y, shape = data.load_file(tmp_path / "rows.npy", image_shape=(4, 4, 1))
+  assert x.shape == (6, 16) and y is None and shape == (4, 4, 1)
+
+
+@pytest.mark.parametrize("name, content, kwargs, error, match", [
+    ("missing.csv", None, {}, data.DataError, "no data file"),
+    ("x.txt", "1,2\n", {}, data.DataError, "unknown data type '.txt'"),
+    ("words.csv", "a,b\n1,2\n3,x\n", {}, data.DataError, r"line 3, column 1 \('b'\): 'x' is not"),
+    ("ragged.csv", "1,2\n3\n", {}, data.DataError, "line 2: 1 values, but 2 columns"),
+    ("label.csv", "a,b\n1,2\n", {"label_column": "c"}, data.DataError, "no column 'c'"),
+    ("empty.csv", "a,b\n", {}, data.DataError, "a header but no rows"),
+    ("nan.csv", "1,2\nnan,3\n", {}, ValueError, "NaN"),
+    ("rows.npy", np.ones((3, 5)), {"label_column": "0"}, data.DataError, "for CSV files"),
+    ("nox.npz", {"a": np.ones((3, 2))}, {}, data.DataError, "name the data 'x'"),
+    ("text.npy", np.array([["a", "b"]]), {}, data.DataError, "real numbers"),
+    ("shape.npy", np.ones((3, 10)), {"image_shape": (3, 3, 1)}, ValueError, "9 values"),
+])
+def test_load_file_errors_name_the_problem(tmp_path, name, content, kwargs, error, match):
+  path = tmp_path / name
+  if isinstance(content, str):
+    path.write_text(content)
+  elif isinstance(content, dict):
+    np.savez(path, **content)
+  elif content is not None:
+    np.save(path, content)
+  with pytest.raises(error, match=match):
+    data.load_file(path, **kwargs)

@@ -10,7 +10,7 @@ import pytest
 
 import jdec
 from jdec import checkpoint, data, metrics, recipes, report
-from jdec.experiments import digits, mnist, runner
+from jdec.experiments import custom, digits, mnist, runner
 from test_data import write_mnist
 
 TINY = [
@@ -38,9 +38,9 @@ def run(module, workdir, *args, tiny=TINY):
                         capture_output=True, text=True, env=env, timeout=600)
 
 
-def check_workdir(workdir, n_samples):
+def check_workdir(workdir, n_samples, pictures=report.PICTURES):
   for name in ("config.json", "metrics.jsonl", "results.json", "autoencoder/meta.json",
-               "model/meta.json", *report.PICTURES):
+               "model/meta.json", *pictures):
     assert (workdir / name).exists(), name
   results = json.loads((workdir / "results.json").read_text())
   assert RESULT_KEYS <= set(results)
@@ -318,3 +318,43 @@ def test_resume_names_the_data_folder_by_what_it_is(tmp_path, monkeypatch):
   again.data_dir = "../other"
   with pytest.raises(ValueError, match="data_dir"):
     workdir_lib.prepare(run_dir, again)
+
+
+def test_custom_data_from_the_command_line(tmp_path):
+  x, y = data.load_digits()
+  with open(tmp_path / "mine.csv", "w", encoding="utf-8") as f:
+    f.write(",".join([f"p{i}" for i in range(64)] + ["digit"]) + "\n")
+    for row, label in zip(x[:200], y[:200]):
+      f.write(",".join(f"{v:.4f}" for v in row) + f",d{label}\n")
+  proc = run("custom", tmp_path / "csv", f"--config.data={tmp_path / 'mine.csv'}",
+             "--config.n_clusters=10", "--config.label_column=digit")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results, _ = check_workdir(tmp_path / "csv", 200, pictures=[  # rows, not images
+      p for p in report.PICTURES if p != "cluster_gallery.png"])
+  assert results["dataset"] == "custom" and 0 < results["acc"] <= 1
+  assert jdec.load(tmp_path / "csv" / "model").n_features_in == 64
+
+  # Images in an .npz without labels: no scores, and no confusion matrix.
+  np.savez(tmp_path / "mine.npz", x=x[:200].reshape(-1, 8, 8))
+  config = custom.get_config()
+  config.update_from_flattened_dict({
+      "data": str(tmp_path / "mine.npz"), "n_clusters": 10, "progress": False,
+      "pretrain.num_epochs": 2, "pretrain.batch_size": 32, "dec.batch_size": 32,
+      "dec.maxiter": 30, "dec.update_interval": 10, "kmeans.n_init": 2,
+      "model.hidden_dims": (32, 32, 10), "embedding_map": "pca"})
+  results = runner.run(config, tmp_path / "npz")
+  assert "acc" not in results and results["iterations"] > 0
+  pictures = {p.name for p in (tmp_path / "npz").glob("*.png")}
+  assert pictures == set(report.PICTURES) - {"confusion_matrix.png"}
+
+  # Bad files are refused before anything is written, naming the problem.
+  (tmp_path / "words.csv").write_text("a,b\n1,2\n3,x\n")
+  proc = run("custom", tmp_path / "bad", f"--config.data={tmp_path / 'words.csv'}",
+             "--config.n_clusters=2")
+  assert proc.returncode == 1 and "line 3, column 1 ('b'): 'x' is not a number" in proc.stderr
+  assert "Traceback" not in proc.stderr and not (tmp_path / "bad").exists()
+  unnamed = custom.get_config()
+  unnamed.data = str(tmp_path / "mine.npz")
+  with pytest.raises(ValueError, match="--config.n_clusters=K"):
+    runner.run(unnamed, tmp_path / "nok")
+  assert not (tmp_path / "nok").exists()
