@@ -10,7 +10,7 @@ from jdec.trained import TrainedModel
 from jdec.dec import kl_loss, log_soft_assignment, soft_assignment, target_distribution
 from jdec.lloyd import KMeansResult, kmeans
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DEC", "FitResult", "KMeansResult", "SweepResult", "TrainedModel", "augment", "checkpoint",

@@ -7,7 +7,9 @@ exist on the first host only, not on a shared file system.
 """
 
 import json
+import os
 import pathlib
+import shutil
 import time
 from typing import Any
 
@@ -38,10 +40,23 @@ def save(path, params, meta: dict) -> pathlib.Path:
     return path
   if path.exists():
     raise CheckpointError(f"{path} already exists; choose another path or remove it")
-  path.mkdir(parents=True)
-  with ocp.StandardCheckpointer(multiprocessing_options=_WRITER_ONLY) as checkpointer:
-    checkpointer.save(path / "params", params)
-  (path / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+  try:
+    text = json.dumps(meta, indent=2, sort_keys=True)
+  except TypeError as e:
+    raise TypeError(f"the description saved with {path} must hold JSON values: {e}") from None
+  # Written into a sibling folder, renamed when complete: the folder appears whole or not
+  # at all.
+  partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+  shutil.rmtree(partial, ignore_errors=True)
+  partial.mkdir(parents=True)
+  try:
+    with ocp.StandardCheckpointer(multiprocessing_options=_WRITER_ONLY) as checkpointer:
+      checkpointer.save(partial / "params", params)
+    (partial / "meta.json").write_text(text)
+    partial.rename(path)
+  except BaseException:
+    shutil.rmtree(partial, ignore_errors=True)
+    raise
   return path
 
 
@@ -79,7 +94,9 @@ def _read(path) -> tuple[dict, dict]:
     with ocp.StandardCheckpointer(multiprocessing_options=_WRITER_ONLY) as checkpointer:
       params = checkpointer.restore(path / "params")
   except Exception as e:  # orbax raises many types; name the file instead
-    raise CheckpointError(f"cannot restore the parameters in {path / 'params'}: {e}") from e
+    raise CheckpointError(
+        f"cannot restore the parameters in {path / 'params'}: they are damaged or "
+        f"incomplete ({type(e).__name__}); save them again") from e
   return params, meta
 
 

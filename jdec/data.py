@@ -316,23 +316,30 @@ def _read_csv(path: pathlib.Path, label_column):
              if row and any(v.strip() for v in row)]
   if not lines:
     raise DataError(f"{path} holds no rows")
-  header = None
-  try:
-    [float(v) for v in lines[0][1] if v.strip()]
-  except ValueError:
-    header = [v.strip() for v in lines[0][1]]
-    lines = lines[1:]
-  width = len(header) if header else len(lines[0][1]) if lines else 0
+  first = [v.strip() for v in lines[0][1]]
+  width = len(first)
   label = None
-  if label_column is not None:
-    name = str(label_column)
-    if header and name in header:
-      label = header.index(name)
-    elif name.lstrip("-").isdigit() and -width <= int(name) < width:
-      label = int(name) % width
-    else:
-      raise DataError(f"{path} has no column {name!r}" + (
-          f"; its columns are {header}" if header else f"; give an index in 0..{width - 1}"))
+  by_index = label_column is not None and str(label_column).lstrip("-").isdigit()
+  if by_index:
+    label = int(label_column)
+    if not -width <= label < width:
+      raise DataError(f"{path} has {width} columns; label_column {label_column} is not "
+                      f"among them (0..{width - 1})")
+    label %= width
+  # The first line is a header when it names the label column, or holds text in a
+  # feature column. (A header of numbers only cannot be told from data.)
+  text = [j for j, v in enumerate(first) if not _is_number(v)]
+  named = label_column is not None and not by_index
+  header = first if (named and str(label_column) in first) or any(
+      j != label for j in text) else None
+  if header is not None:
+    lines = lines[1:]
+  if named:
+    if header is None or str(label_column) not in header:
+      raise DataError(f"{path} has no column {str(label_column)!r}" + (
+          f"; its columns are {header}" if header else
+          ": it has no header line; give the label column's index instead"))
+    label = header.index(str(label_column))
   rows, labels = [], []
   for i, row in lines:
     if len(row) != width:
@@ -343,11 +350,13 @@ def _read_csv(path: pathlib.Path, label_column):
     except ValueError:
       bad = next(v for v in values if not _is_number(v))
       column = [j for j in range(width) if j != label][values.index(bad)]
-      named = f" ({header[column]!r})" if header else ""
+      column_name = f" ({header[column]!r})" if header else ""
       raise DataError(
-          f"{path}, line {i}, column {column}{named}: {bad!r} is not a number; the features "
+          f"{path}, line {i}, column {column}{column_name}: {bad!r} is not a number; the features "
           "must be numeric (name a label column with --config.label_column)") from None
     if label is not None:
+      if not row[label].strip():
+        raise DataError(f"{path}, line {i}: the label column is empty")
       labels.append(row[label].strip())
   if not rows:
     raise DataError(f"{path} holds a header but no rows")

@@ -83,11 +83,14 @@ def cluster_gallery_figure(images, q, per_cluster: int = 10, title: str = "") ->
     images: ``[n, h, w]`` or ``[n, h, w, c]`` (c = 1 or 3).
     q: ``[n, k]`` soft assignments.
   """
-  images = np.asarray(images)
-  if images.ndim == 4 and images.shape[-1] == 1:
-    images = images[..., 0]
+  images = np.asarray(images, np.float64)
   if images.ndim not in (3, 4):
     raise ValueError(f"images must be [n, h, w] or [n, h, w, c], got shape {images.shape}")
+  if images.ndim == 4 and images.shape[-1] not in (3, 4):
+    images = images[..., 0]  # one channel (or the first of an unusual number) in grey
+  if images.ndim == 4:  # colour: matplotlib wants [0, 1]
+    lo, hi = images.min(), images.max()
+    images = (images - lo) / (hi - lo if hi > lo else 1.0)
   rows = most_confident(q, per_cluster)
   k = len(rows)
   fig = Figure(figsize=(0.8 * per_cluster + 0.8, 0.8 * k + 0.6))
@@ -133,6 +136,8 @@ def embedding_map(z, method: str = "tsne", max_points: int = MAX_MAP_POINTS,
   z = z[rows]
   if z.shape[1] <= 2:
     xy = np.pad(z, ((0, 0), (0, 2 - z.shape[1])))
+  elif len(rows) < 3:  # too few rows for a map
+    xy = np.zeros((len(rows), 2))
   elif method == "pca" or len(rows) < 5:
     xy = PCA(2, random_state=seed).fit_transform(z)
   else:
@@ -183,22 +188,26 @@ def training_curves_figure(records: list[dict], title: str = "") -> Figure:
   ax_pre, ax_loss, ax_delta, ax_score = fig.subplots(1, 4)
   for seed, rs in sorted(by_seed.items(), key=lambda kv: (kv[0] is None, kv[0])):
     tag = "" if seed is None else f"seed {seed}"
-    pre = [r for r in rs if r.get("phase") == "pretrain" and r.get("loss") is not None]
+    # End-to-end pretraining logs epochs; layer-wise ("pretrain_layer<i>",
+    # "pretrain_finetune") logs steps.
+    pre = [r for r in rs if str(r.get("phase", "")).startswith("pretrain")
+           and r.get("loss") is not None]
     if pre:
-      xkey = "epoch" if "epoch" in pre[0] else "step"
-      ax_pre.plot([r[xkey] for r in pre], [r["loss"] for r in pre], label=tag)
+      xkey = "epoch" if all("epoch" in r for r in pre) else "step"
+      ax_pre.plot([r.get(xkey, 0) for r in pre], [r["loss"] for r in pre], marker=".",
+                  label=tag)
       ax_pre.set_xlabel(xkey)
     dec = [r for r in rs if r.get("phase") == "dec"]
     its = [r["iteration"] for r in dec]
     loss = [(r["iteration"], r["loss"]) for r in dec if r.get("loss") is not None]
     if loss:
-      ax_loss.plot(*zip(*loss), label=tag)
+      ax_loss.plot(*zip(*loss), marker=".", label=tag)
     delta = [(r["iteration"], r["delta_label"]) for r in dec if r.get("delta_label") is not None]
     if delta:
-      ax_delta.plot(*zip(*delta), label=tag)
+      ax_delta.plot(*zip(*delta), marker=".", label=tag)
     for name, style in (("acc", "-"), ("nmi", "--")):
       if dec and all(name in r for r in dec):
-        ax_score.plot(its, [r[name] for r in dec], style,
+        ax_score.plot(its, [r[name] for r in dec], style, marker=".",
                       label=f"{name.upper()} {tag}".strip())
   ax_pre.set_title("pretraining loss (MSE)", fontsize=9)
   ax_pre.set_yscale("log")

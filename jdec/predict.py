@@ -3,10 +3,10 @@
     python -m jdec.predict --model WORKDIR/model --input x.npy --output labels.npy
     python -m jdec.predict --model DIR --input x.csv --output q.npy --proba
 
-The input is ``.npy`` (read a block of rows at a time),
-``.npz`` (the array ``x``, or its only array) or ``.csv`` (numbers, read a
-block of rows at a time; a first line that is not numeric is taken as a
-header). Rows are ``[m, d]``, or images ``[m, h, w, c]`` in ``.npy``/``.npz``
+The input is ``.npy`` (read a block of rows at a time), ``.npz`` (the
+array ``x``, or its only array; read whole) or ``.csv`` (numbers, read a block
+of rows at a time; a first line that is not numeric is taken as a header, so
+a header of numbers only would be read as a row). Rows are ``[m, d]``, or images ``[m, h, w, c]`` in ``.npy``/``.npz``
 for models trained on images. The output is ``.npy`` or ``.csv``: the labels
 ``[m]``, or with ``--proba`` the soft assignments ``q [m, k]``, or with
 ``--embed`` the embedding ``[m, e]``. Memory stays bounded by the block size,
@@ -78,6 +78,13 @@ def _npy_blocks(path: pathlib.Path, block_rows: int):
 
 def _csv_blocks(path: pathlib.Path, block_rows: int) -> Iterator[np.ndarray]:
   """Blocks of rows ``[b, d]`` (float64) of a numeric CSV, skipping a header line."""
+  try:
+    yield from _csv_blocks_unchecked(path, block_rows)
+  except UnicodeDecodeError as e:
+    raise InputError(f"cannot read {path}: it is not UTF-8 text ({e.reason})") from None
+
+
+def _csv_blocks_unchecked(path: pathlib.Path, block_rows: int) -> Iterator[np.ndarray]:
   with open(path, newline="", encoding="utf-8") as f:
     reader = csv.reader(f)
     width, line_no, header_checked = None, 0, False
@@ -197,6 +204,9 @@ def predict_file(model, input_path, output_path, *, output: str = "labels",
     close()
     partial.unlink(missing_ok=True)
     raise
+  if n == 0:
+    partial.unlink(missing_ok=True)
+    raise InputError(f"{input_path} holds no rows to predict")
   partial.replace(output_path)  # appears whole or not at all
   return n
 
@@ -220,8 +230,7 @@ def main(argv=None) -> int:
     n = predict_file(model, args.input, args.output,
                      output="proba" if args.proba else "embed" if args.embed else "labels",
                      progress=False if args.no_progress else None, overwrite=args.overwrite)
-  except (InputError, checkpoint.CheckpointError, FileNotFoundError, ValueError,
-          TypeError) as e:
+  except (InputError, checkpoint.CheckpointError, OSError, ValueError, TypeError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(f"wrote {n} rows to {args.output}", file=sys.stderr)

@@ -67,7 +67,10 @@ def _description(path: pathlib.Path, saved: dict) -> dict:
     raise checkpoint.CheckpointError(
         f"{path} holds a {saved.get('format')!r} folder, not a jdec model")
   version = saved.get("format_version", 0)  # 0: experiments' model/ of jdec 0.1.0
-  if not isinstance(version, int) or version > FORMAT_VERSION:
+  if not isinstance(version, int) or isinstance(version, bool):
+    raise checkpoint.CheckpointError(f"{path / 'meta.json'} has format_version {version!r}, "
+                                     "not an integer: the file is damaged")
+  if version > FORMAT_VERSION:
     raise checkpoint.CheckpointError(
         f"{path} was written by jdec {saved.get('jdec_version', '?')} in model format "
         f"version {version!r}; this jdec ({_version()}) reads versions up to "

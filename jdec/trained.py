@@ -127,7 +127,8 @@ class TrainedModel:
   def _map(self, which: int, x, chunk_rows: int, progress: Callable[[int], None] | None):
     """Output ``which`` (0: log q, 1: z) of all rows, computed chunk by chunk."""
     rows = self.rows(x)
-    chunk_rows = max(1, min(int(chunk_rows), rows.shape[0] or 1))
+    # Few rows go in a power-of-two chunk: a handful of shapes, each compiled once.
+    chunk_rows = max(1, min(int(chunk_rows), 1 << max(0, (rows.shape[0] - 1).bit_length())))
     scale = np.float32(self.input_scale)
     parts = []
     for start in range(0, rows.shape[0], chunk_rows):

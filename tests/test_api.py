@@ -113,8 +113,12 @@ def test_load_errors_name_the_problem(fitted, tmp_path):
     jdec.load(autoencoder)
   broken = variant("broken", lambda p: [f.unlink() for f in (p / "params").rglob("*")
                                         if f.is_file() and "manifest" in f.name])
-  with pytest.raises(checkpoint.CheckpointError, match="broken"):
+  with pytest.raises(checkpoint.CheckpointError, match="cannot restore the parameters in "
+                     ".*broken.*damaged or incomplete"):
     jdec.load(broken)
+  with pytest.raises(TypeError, match="JSON values"):
+    jdec.save(fitted, tmp_path / "odd", seed=np.int64(3))
+  assert not (tmp_path / "odd").exists() and not list(tmp_path.glob(".odd*"))
 
 
 def _python(*args, **kwargs):

@@ -231,3 +231,14 @@ def test_load_file_errors_name_the_problem(tmp_path, name, content, kwargs, erro
     np.save(path, content)
   with pytest.raises(error, match=match):
     data.load_file(path, **kwargs)
+
+
+def test_load_file_csv_without_header_keeps_every_row(tmp_path):
+  (tmp_path / "names.csv").write_text("1,2,cat\n3,4,dog\n5,6,cat\n")
+  for column in ("-1", "2", 2):
+    x, y, _ = data.load_file(tmp_path / "names.csv", label_column=column)
+    assert x.shape == (3, 2)
+    np.testing.assert_array_equal(y, [0, 1, 0])
+  (tmp_path / "gap.csv").write_text("a,kind\n1,x\n2,\n")
+  with pytest.raises(data.DataError, match="line 3: the label column is empty"):
+    data.load_file(tmp_path / "gap.csv", label_column="kind")

@@ -79,6 +79,16 @@ def _load_pretrained(path, meta: dict, seeds=None):
   return ae_params
 
 
+def _absolute_paths(config):
+  """A copy of ``config`` whose file and folder settings are absolute paths, so that
+  ``config.json`` names them from anywhere (``python -m jdec.report``, a resume)."""
+  config = config.copy_and_resolve_references()
+  for key in workdir_lib.PATH_SETTINGS:
+    if config.get(key):
+      config[key] = str(pathlib.Path(config[key]).expanduser().absolute())
+  return config
+
+
 def _placement(config) -> parallel.Placement:
   if config.stream_steps < 1:
     raise ValueError(f"stream_steps must be >= 1, got {config.stream_steps}")
@@ -96,6 +106,7 @@ def _system() -> dict:
 def run(config: ml_collections.ConfigDict, workdir) -> dict:
   """Runs the experiment ``config`` and writes everything into ``workdir``."""
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  config = _absolute_paths(config)
   overrides = {k: config[k] for k in experiment_config.RECIPE_SECTIONS}
   recipe = recipes.resolve(config.recipe, overrides, config.dataset)
   seeds = validation.check_seeds(config.seeds) if config.seeds else None
@@ -115,6 +126,10 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
   if x.shape[0] < config.n_clusters:
     raise ValueError(f"the data has {x.shape[0]} rows, fewer than n_clusters="
                      f"{config.n_clusters}")
+  if recipe.model.arch == "conv" and image_shape is None:
+    raise ValueError(f"recipe {config.recipe!r} uses the convolutional autoencoder, which "
+                     "needs images: give their shape with --config.image_shape=h,w,c, or "
+                     "store the data as images [n, h, w, c]")
   meta = {"input_dim": int(x.shape[1]), "arch": recipe.model.arch,
           "hidden_dims": list(recipe.model.hidden_dims),
           "conv_filters": list(recipe.model.conv_filters), "embed_dim": recipe.model.embed_dim,
@@ -190,10 +205,6 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     model = result.to_model()  # jdec.load(folder / "model") reads it back
     save(folder / "model", model.params,
          saving.meta(model, dataset=config.dataset, seed=seed))
-    if writer:
-      report.draw(folder, model, x, y, report.read_records(workdir),
-                  seed=seed if seeds else None, map_method=config.embedding_map,
-                  title=f"{config.dataset} {config.recipe} seed {seed}")
     one = {**{k: v for k, v in results.items() if k != "seeds"}, "seed": seed,
            **raw.get(seed, {}), **result.scores,
            "iterations": result.iterations, "stopped_by": result.stopped_by,
@@ -220,6 +231,16 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     (workdir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
     if progress:
       workdir_lib.remove_pretrain_checkpoints(workdir)
+    records = report.read_records(workdir)
+    for seed, result in zip(seeds or [config.seed], fitted.results if seeds else [fitted]):
+      try:  # the results are written: a picture that fails costs only itself
+        report.draw(seed_dir(seed), result, x, y, records, seed=seed if seeds else None,
+                    map_method=config.embedding_map,
+                    title=f"{config.dataset} {config.recipe} seed {seed}")
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning("could not draw the pictures of seed %s: %s: %s (the results are "
+                        "saved; python -m jdec.report %s draws them again)", seed,
+                        type(e).__name__, e, workdir)
   return results
 
 

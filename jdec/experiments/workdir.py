@@ -16,8 +16,8 @@ RESUMABLE_CHANGES = ("resume", "progress", "embedding_map", "checkpoint_every",
                      "checkpoint_min_interval_s",
                      "distributed", "coordinator_address", "num_processes", "process_id")
 PRETRAIN_CHECKPOINTS = pathlib.Path("checkpoints") / "pretrain"
-# Settings that name folders: "../data" and "/abs/data" may be the same one.
-PATH_SETTINGS = ("data_dir", "pretrained")
+# Settings that name files or folders: "../data" and "/abs/data" may be the same one.
+PATH_SETTINGS = ("data_dir", "pretrained", "data")
 
 
 def _as_json(value):
