@@ -61,7 +61,7 @@ def draw(folder, model, x, y=None, records=(), *, seed=None, title: str = "",
   """
   folder = pathlib.Path(folder)
   model = saving.as_model(model)
-  q = model.predict_proba(x)
+  q, z = model.assign(x)  # one pass over the data
   labels = q.argmax(1)
   written = []
   if y is not None:
@@ -71,7 +71,7 @@ def draw(folder, model, x, y=None, records=(), *, seed=None, title: str = "",
     images = np.asarray(x).reshape((-1, *model.image_shape))
     plots.save_cluster_gallery(folder / "cluster_gallery.png", images, q, title=title)
     written.append(folder / "cluster_gallery.png")
-  plots.save_embedding(folder / "embedding.png", model.embed(x), labels, y, method=map_method,
+  plots.save_embedding(folder / "embedding.png", z, labels, y, method=map_method,
                        title=title)
   written.append(folder / "embedding.png")
   mine = [r for r in records if seed is None or r.get("seed") in (None, seed)]

@@ -124,13 +124,14 @@ class TrainedModel:
       raise ValueError(f"{name} has shape {arr.shape}; this model expects {expected}")
     return arr
 
-  def _map(self, which: int, x, chunk_rows: int, progress: Callable[[int], None] | None):
-    """Output ``which`` (0: log q, 1: z) of all rows, computed chunk by chunk."""
+  def _map(self, x, chunk_rows: int, progress: Callable[[int], None] | None):
+    """``(log_q [m, k], z [m, e])`` of all rows, computed chunk by chunk."""
     rows = self.rows(x)
     # Few rows go in a power-of-two chunk: a handful of shapes, each compiled once.
     chunk_rows = max(1, min(int(chunk_rows), 1 << max(0, (rows.shape[0] - 1).bit_length())))
     scale = np.float32(self.input_scale)
-    parts = []
+    log_q, z = [np.zeros((0, self.n_clusters), np.float32)], [
+        np.zeros((0, self.cluster_centers.shape[1]), np.float32)]
     for start in range(0, rows.shape[0], chunk_rows):
       chunk = np.asarray(rows[start:start + chunk_rows], np.float32) * scale
       bad = ~np.isfinite(chunk).all(axis=1)
@@ -138,29 +139,34 @@ class TrainedModel:
         raise ValueError(f"x holds NaN or infinite values (first in row "
                          f"{start + int(np.flatnonzero(bad)[0])}); remove or impute them")
       m = chunk.shape[0]
-      if m < chunk_rows:  # one shape for every call: one compilation
+      if m < chunk_rows:  # every chunk of this call has one shape: one compilation
         chunk = np.concatenate([chunk, np.zeros((chunk_rows - m, chunk.shape[1]), np.float32)])
-      out = _outputs(self.module, self.params, chunk)[which]
-      parts.append(np.asarray(out)[:m])
+      out = _outputs(self.module, self.params, chunk)
+      log_q.append(np.asarray(out[0])[:m])
+      z.append(np.asarray(out[1])[:m])
       if progress is not None:
         progress(m)
-    width = self.n_clusters if which == 0 else int(self.cluster_centers.shape[1])
-    return np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
+    return np.concatenate(log_q), np.concatenate(z)
+
+  def assign(self, x, *, chunk_rows: int = CHUNK_ROWS, progress=None):
+    """``(q [m, k], z [m, e])``: soft assignments and embedding in one pass over ``x``."""
+    log_q, z = self._map(x, chunk_rows, progress)
+    return np.exp(log_q), z
 
   def embed(self, x, *, chunk_rows: int = CHUNK_ROWS, progress=None) -> np.ndarray:
     """``z [m, e]``: the embedding of rows ``x [m, d]`` (or images ``[m, h, w, c]``).
 
     ``progress``, if given, is called with the number of rows of each chunk done.
     """
-    return self._map(1, x, chunk_rows, progress)
+    return self._map(x, chunk_rows, progress)[1]
 
   transform = embed
 
   def predict_proba(self, x, *, chunk_rows: int = CHUNK_ROWS, progress=None) -> np.ndarray:
     """``q [m, k]``: the soft assignments (Student's t) of rows ``x``."""
-    return np.exp(self._map(0, x, chunk_rows, progress))
+    return np.exp(self._map(x, chunk_rows, progress)[0])
 
   def predict(self, x, *, chunk_rows: int = CHUNK_ROWS, progress=None) -> np.ndarray:
     """``[m]`` int64: the cluster of each row of ``x`` (argmax of its ``q``)."""
-    log_q = self._map(0, x, chunk_rows, progress)
+    log_q = self._map(x, chunk_rows, progress)[0]
     return np.argmax(log_q, axis=1).astype(np.int64)
