@@ -1,74 +1,98 @@
 #!/usr/bin/env bash
-# Everything the GPU rows of BENCHMARKS.md need, as one prepared script:
-#   1. a smoke test on the digits (fails fast if the stack does not run);
-#   2. the benchmark (ceilings, jdec, 10 seeds at once, bfloat16, plain PyTorch);
-#   3. the conv autoencoder's step (lax and im2col convolutions, dense AE beside);
-#   4. MNIST conv_dec_da, seeds 0-2 as one sweep (500 Adam epochs, augmentation);
-#   5. MNIST dec_da, seeds 0-2 as one sweep (500 SGD epochs, augmentation);
-#   6. the full MNIST dec_keras recipe, seed 0 (300 pretraining epochs);
-#   7. the same recipe for seeds 0-9 as one sweep.
-# Each step's wall time (process start, data loading and compiling included)
-# goes to $OUT/walls.txt; results and logs go to $OUT.
+# The GPU runs of BENCHMARKS.md as one prepared, time-boxed script for a lent
+# accelerator (about 10 minutes a call):
+#   1. the MNIST sweeps of issue "Beyond DEC", all at once on the one GPU:
+#      conv_dec_da seeds 0-2, dec_da seeds 0-2, dcec seed 0, idec seed 0;
+#      each stops at RUN_S seconds, checkpointing every CKPT_S seconds;
+#   2. with the GPU to itself: the conv autoencoder's step (lax vs im2col);
+#   3. the speed benchmark (jdec, 10 seeds at once, PyTorch, Keras 3), if
+#      BENCH_MIN_S seconds are left before END_S.
+# Whatever the runs reached (results, metrics, logs, pictures, and for a run
+# cut short its checkpoints, so that it can resume elsewhere) is packed into
+# at most MAX_PARTS pieces of $OUT/runs.tar.part* by experiments/gpu_pack.py.
 #
-#   DATA=folder/with/mnist OUT=results/ bash experiments/gpu.sh
+#   DATA=folder/holding/mnist OUT=results/ bash experiments/gpu.sh
 #   QUICK=1 ...   a small dry run of the same steps (for trying it on a CPU)
+#   WHEELS=.whl   install these wheels first (packages the machine lacks)
 set -u
+T0=$(date +%s)
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export XLA_PYTHON_CLIENT_PREALLOCATE=false  # several processes share the GPU
 OUT=${OUT:-/tmp/jdec-gpu}
-DATA=${DATA:-.data/mnist}
+DATA=${DATA:-.data}
 PY=${PY:-python3}
+RUN_S=${RUN_S:-430}        # the MNIST runs stop here (seconds from the start)
+END_S=${END_S:-545}        # everything but the packing ends here
+BENCH_MIN_S=${BENCH_MIN_S:-90}
+CKPT_S=${CKPT_S:-20}
 WORK=$(mktemp -d)
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$WORK/logs"
+elapsed() { echo $(( $(date +%s) - T0 )); }
+
+if [ -n "${WHEELS:-}" ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site "$WHEELS"/*.whl || exit 1
+  export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
 
 if [ -n "${QUICK:-}" ]; then
-  RUN="--config.n_samples=3000 --config.pretrain.num_epochs=2 --config.dec.maxiter=300"
-  BENCH="--config.n_samples=3000 --config.epochs=2 --config.sweep_seeds=2 --config.dec_intervals=1"
-  SEEDS=0,1
-  DA_SEEDS=0,1
+  RUN="--config.n_samples=2000 --config.pretrain.num_epochs=2 --config.dec.maxiter=200"
+  BENCH="--config.n_samples=2000 --config.epochs=2 --config.sweep_seeds=2 --config.dec_intervals=1"
   CONV="--steps 3 --lax_steps 1 --repeats 1"
 else
   RUN=""
-  BENCH="--config.sweep_seeds=10"
-  SEEDS=0,1,2,3,4,5,6,7,8,9
-  DA_SEEDS=0,1,2
-  CONV=""
+  BENCH="--config.sweep_seeds=10 --config.epochs=2 --config.dec_intervals=2"
+  CONV="--steps 20 --lax_steps 20 --repeats 3"
 fi
 
-step() {  # step NAME COMMAND...: runs it, logs its output, records its wall time
-  local name=$1; shift
-  local t0; t0=$(date +%s%N)
-  "$@" > "$WORK/$name.log" 2>&1
-  local rc=$?
-  local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-  echo "$name rc=$rc wall_ms=$ms" | tee -a "$OUT/walls.txt"
-  tail -n 25 "$WORK/$name.log"
-  return $rc
-}
-
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-  $PY -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, jax.devices())"
-} | tee "$OUT/system.txt"
+  lscpu | grep -E "^Model name|^CPU\(s\)"
+  $PY -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
+} 2>&1 | tee "$WORK/logs/system.txt"
 
-step smoke $PY -m jdec.experiments.digits --workdir "$WORK/smoke" \
-  --config.pretrain.num_epochs=2 --config.dec.maxiter=100 --config.progress=False || exit 1
-step bench $PY -m jdec.experiments.bench --workdir "$OUT" --config.data_dir="$DATA" \
-  --config.clustpy=False $BENCH
-step conv_step $PY experiments/conv_step.py $CONV
-for recipe in conv_dec_da dec_da; do
-  step "mnist_$recipe" $PY -m jdec.experiments.mnist --workdir "$WORK/mnist_$recipe" \
-    --config.data_dir="$DATA" --config.progress=False --config.kmeans_raw=False \
-    --config.recipe=$recipe --config.seeds=$DA_SEEDS $RUN
-  cp "$WORK/mnist_$recipe/results.json" "$OUT/mnist-$recipe-results.json"
-  cp "$WORK/mnist_$recipe/metrics.jsonl" "$OUT/mnist-$recipe-metrics.jsonl"
+# 1. The MNIST runs, side by side on the one GPU.
+declare -A PIDS
+launch() {  # launch NAME RECIPE SEEDS
+  local name=$1 recipe=$2 seeds=$3
+  ( t=$(date +%s%N)
+    timeout -s KILL $(( RUN_S - $(elapsed) )) $PY -m jdec.experiments.mnist \
+      --workdir "$WORK/$name" --config.data_dir="$DATA" --config.progress=False \
+      --config.kmeans_raw=False --config.embedding_map=pca --config.recipe="$recipe" --config.seeds="$seeds" \
+      --config.checkpoint_min_interval_s="$CKPT_S" $RUN > "$WORK/logs/$name.log" 2>&1
+    rc=$?
+    echo "$name rc=$rc wall_ms=$(( ($(date +%s%N) - t) / 1000000 ))" >> "$WORK/logs/walls.txt"
+  ) &
+  PIDS[$name]=$!
+}
+launch mnist-conv_dec_da conv_dec_da 0,1,2
+launch mnist-dec_da dec_da 0,1,2
+launch mnist-dcec dcec 0
+launch mnist-idec idec 0
+while [ -n "$(jobs -rp)" ]; do
+  sleep 5; [ $(( $(elapsed) % 60 )) -lt 5 ] || continue
+  for n in "${!PIDS[@]}"; do  # one line per run: its last log line
+    printf 't=%ss [%s] %s\n' "$(elapsed)" "$n" "$(tail -n 1 "$WORK/logs/$n.log" 2>/dev/null | tr '\r' '\n' | tail -n 1 | cut -c1-80)"
+  done
 done
-step mnist_seed0 $PY -m jdec.experiments.mnist --workdir "$WORK/mnist_seed0" \
-  --config.data_dir="$DATA" --config.progress=False $RUN
-cp "$WORK/mnist_seed0/results.json" "$OUT/mnist-seed0-results.json"
-step mnist_sweep $PY -m jdec.experiments.mnist --workdir "$WORK/mnist_sweep" \
-  --config.data_dir="$DATA" --config.progress=False --config.kmeans_raw=False \
-  --config.seeds=$SEEDS $RUN
-cp "$WORK/mnist_sweep/results.json" "$OUT/mnist-sweep-results.json"
-# Logs and per-update metrics, without the checkpoints.
-tar -czf "$OUT/logs.tgz" -C "$WORK" --exclude='*/autoencoder' --exclude='*/model' \
-  --exclude='*/seed_*/autoencoder' --exclude='*/seed_*/model' . 2>/dev/null
-cat "$OUT/walls.txt"
+cat "$WORK/logs/walls.txt"
+
+# 2. The conv autoencoder's step, the GPU to itself.
+left=$(( END_S - $(elapsed) ))
+if [ "$left" -gt 40 ]; then
+  timeout -s KILL 60 $PY experiments/conv_step.py $CONV > "$WORK/logs/conv_step.txt" 2>&1
+  echo "conv_step rc=$? at t=$(elapsed)s" >> "$WORK/logs/walls.txt"
+  tail -n 15 "$WORK/logs/conv_step.txt"
+fi
+
+# 3. The benchmark, if there is time for it.
+left=$(( END_S - $(elapsed) ))
+if [ "$left" -gt "$BENCH_MIN_S" ]; then
+  KERAS_BACKEND=jax timeout -s KILL "$left" $PY -m jdec.experiments.bench \
+    --workdir "$WORK/bench" --config.data_dir="$DATA" --config.clustpy=False $BENCH \
+    > "$WORK/logs/bench.log" 2>&1
+  echo "bench rc=$? at t=$(elapsed)s" >> "$WORK/logs/walls.txt"
+  tail -n 30 "$WORK/logs/bench.log"
+fi
+
+$PY experiments/gpu_pack.py "$WORK" "$OUT" --max_parts "${MAX_PARTS:-4}"
+echo "done at t=$(elapsed)s"
