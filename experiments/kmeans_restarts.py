@@ -13,13 +13,12 @@ import json
 import pathlib
 
 import jax
-import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import sklearn.cluster
 
 import jdec
-from jdec import checkpoint, data, inference, metrics, models, recipes
+import run_embeddings
+from jdec import metrics
 
 
 def main():
@@ -30,17 +29,8 @@ def main():
   parser.add_argument("--out", required=True, help="where to write the JSON result")
   args = parser.parse_args()
   workdir = pathlib.Path(args.workdir)
-  config = json.loads((workdir / "config.json").read_text())
-  resolved = ml_collections.ConfigDict(config["resolved"])
-  dataset, seeds = config["experiment"]["dataset"], config["experiment"]["seeds"]
-  x, y = data.load(dataset, args.data_dir)
-  x = x[: config["n_samples"]] * np.float32(recipes.input_scale(x, resolved.input_scaling))
-  model = models.build_autoencoder(resolved.model, x.shape[1], data.IMAGE_SHAPES.get(dataset))
-  k = config["experiment"]["n_clusters"]
-  rows = []
-  for seed in seeds:
-    params, _ = checkpoint.load(workdir / f"seed_{seed}" / "autoencoder")
-    z = np.asarray(inference.embed(model, params, jnp.asarray(x)))
+  config, rows = json.loads((workdir / "config.json").read_text()), []
+  for seed, z, y, k, resolved in run_embeddings.embeddings(workdir, args.data_dir):
     for n_init in [int(v) for v in args.n_init.split(",")]:
       km = sklearn.cluster.KMeans(k, n_init=n_init, random_state=seed).fit(z)
       rows.append({"seed": seed, "kmeans": "sklearn", "n_init": n_init,
@@ -53,8 +43,8 @@ def main():
                  "acc": metrics.cluster_acc(y, np.asarray(ours.labels))})
     print(rows[-1], flush=True)
   pathlib.Path(args.out).write_text(json.dumps(
-      {"workdir": str(workdir), "dataset": dataset, "recipe": config["experiment"]["recipe"],
-       "rows": rows}, indent=2))
+      {"workdir": str(workdir), "dataset": config["experiment"]["dataset"],
+       "recipe": config["experiment"]["recipe"], "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Compares jdec.kmeans with scikit-learn's KMeans on the embeddings of a finished run.
+"""Compares jdec.kmeans with scikit-learn's KMeans on the embedding of a finished run
+(its first seed's, for a sweep).
 
   python experiments/kmeans_vs_sklearn.py --workdir runs/mnist --data_dir /path/to/mnist \
       --out experiments/results/kmeans-vs-sklearn-mnist.json
@@ -9,27 +10,24 @@ import json
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import sklearn.cluster
 
 import jdec
-from jdec import checkpoint, inference
+import run_embeddings
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--workdir", required=True, help="a run's work directory")
-  parser.add_argument("--data_dir", default=None, help="MNIST folder (default $JDEC_DATA_DIR)")
+  parser.add_argument("--data_dir", default=None, help="the dataset's folder (default $JDEC_DATA_DIR)")
   parser.add_argument("--out", required=True, help="where to write the JSON result")
   parser.add_argument("--seeds", type=int, default=3, help="how many seeds to compare")
   args = parser.parse_args()
 
-  params, meta = checkpoint.load(f"{args.workdir}/autoencoder")
-  x, y = jdec.data.load(meta["dataset"], args.data_dir)
-  model = jdec.models.AutoEncoder(meta["input_dim"], tuple(meta["hidden_dims"]), meta["kernel_init"])
-  z = np.asarray(inference.embed(model, params, jnp.asarray(x)))
-  k = len(np.unique(y))  # as many clusters as classes, as in the run
+  # The first seed's embedding, computed as the run computed it (input scaling,
+  # architecture and compute dtype from its config.json).
+  _, z, y, k, _ = next(run_embeddings.embeddings(args.workdir, args.data_dir))
   rows = []
   for seed in range(args.seeds):
     t0 = time.perf_counter()

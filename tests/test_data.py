@@ -1,5 +1,6 @@
 """Loaders on tiny IDX files written here, on broken files and on mocked tfds."""
 
+import functools
 import gzip
 import struct
 import time
@@ -242,3 +243,257 @@ def test_load_file_csv_without_header_keeps_every_row(tmp_path):
   (tmp_path / "gap.csv").write_text("a,kind\n1,x\n2,\n")
   with pytest.raises(data.DataError, match="line 3: the label column is empty"):
     data.load_file(tmp_path / "gap.csv", label_column="kind")
+
+
+# REUTERS-10K on a tiny stand-in for fetch_rcv1's bunch: 200 documents, 50 terms.
+RCV1_NAMES = np.array(["C15", "CCAT", "E21", "ECAT", "GCAT", "GSPO", "M14", "MCAT"], object)
+TOPS = ("CCAT", "GCAT", "MCAT", "ECAT")  # DEC's labels 0..3
+WINNERS = [3, 7, 11, 20, 41]  # in most kept documents
+DECOYS = [45, 47, 49]  # in every dropped document, so the most frequent overall
+ONLY_DROPPED = 48  # occurs only in dropped documents: outside the kept vocabulary
+N_TRAIN = 40  # rows with LYRL2004 training ids, first as in fetch_rcv1
+
+
+def fake_rcv1(n=200, v=50, seed=0, sample_ids=True):
+  """A bunch shaped as fetch_rcv1's, with each document's expected label (-1: dropped).
+
+  Values are ``(column + 1)`` times a small jitter, so a row's column pattern shows
+  which columns were kept.
+  """
+  import scipy.sparse as sp
+  from sklearn.utils import Bunch
+
+  rng = np.random.default_rng(seed)
+  target = np.zeros((n, len(RCV1_NAMES)), np.uint8)
+  column = {name: j for j, name in enumerate(RCV1_NAMES)}
+  label = np.full(n, -1)
+  for i in range(n):
+    n_tops = {0: 0, 1: 2, 2: 3}.get(i % 8, 1)  # none, two, three or one of the four
+    tops = rng.choice(TOPS, size=n_tops, replace=False)
+    for name in tops:
+      target[i, column[name]] = 1
+    for name in ("C15", "E21", "GSPO", "M14"):  # lower-level topics, ignored
+      target[i, column[name]] = rng.random() < 0.5
+    if n_tops == 1:
+      label[i] = TOPS.index(tops[0])
+  kept = label >= 0
+  present = rng.random((n, v)) < 0.2
+  present[np.ix_(kept, WINNERS)] = rng.random((kept.sum(), len(WINNERS))) < 0.7
+  present[np.ix_(~kept, WINNERS)] = False
+  present[np.ix_(~kept, DECOYS)] = True
+  present[np.ix_(kept, DECOYS)] = rng.random((kept.sum(), len(DECOYS))) < 0.3
+  present[kept, ONLY_DROPPED] = False
+  present[np.flatnonzero(kept)[-1], WINNERS] = False  # a kept document with no winner
+  values = (np.arange(v) + 1.0) * (1.0 + 0.05 * rng.random((n, v))) * present
+  sample_id = np.concatenate([2286 + np.arange(N_TRAIN), 26151 + np.arange(n - N_TRAIN)])
+  bunch = Bunch(data=sp.csr_matrix(values), target=sp.csr_array(target),
+                target_names=RCV1_NAMES)
+  if sample_ids:
+    bunch.sample_id = sample_id.astype(np.uint32)
+  return bunch, label
+
+
+def counting_fetch(bunch):
+  calls = []
+
+  def fetch(data_home, download_if_missing):
+    calls.append((data_home, download_if_missing))
+    return bunch
+
+  return fetch, calls
+
+
+def expected_reuters(bunch, label, n_docs, n_terms, seed, dec_order=True):
+  """The documented construction, written out plainly."""
+  n = label.shape[0]
+  is_train = np.asarray(bunch.sample_id) <= 26150 if dec_order else np.zeros(n, bool)
+  order = [i for i in range(n) if not is_train[i]] + [i for i in range(n) if is_train[i]]
+  kept = [i for i in order if label[i] >= 0]
+  docs = [kept[p] for p in np.random.RandomState(seed).permutation(len(kept))[:n_docs]]
+  rows = bunch.data.toarray()[np.ix_(docs, sorted(WINNERS))]
+  norms = np.linalg.norm(rows, axis=1, keepdims=True)
+  rows = np.where(norms > 0, rows / np.where(norms > 0, norms, 1), 0) * np.sqrt(n_terms)
+  return rows, label[docs]
+
+
+def test_fake_rcv1_is_built_as_the_tests_assume():
+  bunch, label = fake_rcv1()
+  kept = label >= 0
+  df_kept = (bunch.data.toarray()[kept] != 0).sum(0)
+  df_all = (bunch.data.toarray() != 0).sum(0)
+  others = np.setdiff1d(np.arange(50), WINNERS)
+  assert df_kept[WINNERS].min() > df_kept[others].max()  # the winners among kept docs
+  assert df_all[DECOYS].min() > df_all[WINNERS].max()  # but not over all documents
+  assert df_kept[ONLY_DROPPED] == 0 and df_all[ONLY_DROPPED] > 0
+  top_counts = np.asarray(bunch.target[:, [1, 3, 4, 7]].sum(1)).ravel()
+  assert set(top_counts) == {0, 1, 2, 3} and kept.sum() == 125
+
+
+@pytest.mark.parametrize("dec_order", [True, False])
+def test_reuters10k_follows_decs_construction(tmp_path, dec_order):
+  bunch, label = fake_rcv1(sample_ids=dec_order)
+  fetch, calls = counting_fetch(bunch)
+  x, y = data.load_reuters10k(tmp_path, n_docs=125, n_terms=5, fetch=fetch)
+  assert calls == [(str(tmp_path), False)]  # the local copy, no download asked for
+  assert x.shape == (125, 5) and x.dtype == np.float32 and y.dtype == np.int64
+  want_x, want_y = expected_reuters(bunch, label, 125, 5, 1234, dec_order)
+  np.testing.assert_array_equal(y, want_y)  # the same documents, labels and order
+  np.testing.assert_allclose(x, want_x, rtol=1e-6, atol=1e-6)
+  # All 125 single-category documents, each label as often as in the data.
+  np.testing.assert_array_equal(np.bincount(y, minlength=4),
+                                np.bincount(label[label >= 0], minlength=4))
+
+
+def test_reuters10k_dec_order_puts_training_documents_last(tmp_path):
+  bunch, _ = fake_rcv1()
+  _, y = data.load_reuters10k(tmp_path / "a", n_docs=125, n_terms=5,
+                              fetch=counting_fetch(bunch)[0])
+  del bunch["sample_id"]  # the bunch's own order instead
+  _, y_plain = data.load_reuters10k(tmp_path / "b", n_docs=125, n_terms=5,
+                                    fetch=counting_fetch(bunch)[0])
+  assert not np.array_equal(y, y_plain)
+
+
+def test_reuters10k_terms_by_document_frequency_of_kept_documents(tmp_path):
+  bunch, _ = fake_rcv1()
+  x, _ = data.load_reuters10k(tmp_path, n_docs=60, n_terms=5, fetch=counting_fetch(bunch)[0])
+  # A row holding all five kept terms is proportional to (column + 1) (up to 5% jitter).
+  full = np.flatnonzero((x > 0).all(1))
+  assert len(full) > 0
+  pattern = (np.array(WINNERS) + 1.0) / np.linalg.norm(np.array(WINNERS) + 1.0)
+  np.testing.assert_allclose(x[full] / np.sqrt(5), np.broadcast_to(pattern, (len(full), 5)),
+                             rtol=0.1)
+
+
+def test_reuters10k_ties_go_to_the_lower_column(tmp_path):
+  import scipy.sparse as sp
+  from sklearn.utils import Bunch
+
+  values = np.array([[1.0, 2, 3, 4]] * 4)
+  values[1:, 0] = 0  # column 0 in one document, the others in all four
+  target = np.zeros((4, 8), np.uint8)
+  target[:, 1] = 1  # CCAT
+  bunch = Bunch(data=sp.csr_matrix(values), target=target, target_names=RCV1_NAMES)
+  x, y = data.load_reuters10k(tmp_path, n_docs=4, n_terms=2, fetch=lambda **_: bunch)
+  np.testing.assert_allclose(x, np.tile([2.0, 3.0], (4, 1)) / np.sqrt(13) * np.sqrt(2),
+                             rtol=1e-6)
+  np.testing.assert_array_equal(y, [0, 0, 0, 0])
+
+
+def test_reuters10k_rows_seed_and_dtype(tmp_path):
+  bunch, _ = fake_rcv1()
+  fetch = counting_fetch(bunch)[0]
+  x, y = data.load_reuters10k(tmp_path / "a", n_docs=50, n_terms=5, fetch=fetch)
+  again = data.load_reuters10k(tmp_path / "b", n_docs=50, n_terms=5, fetch=fetch)
+  other = data.load_reuters10k(tmp_path / "c", n_docs=50, n_terms=5, seed=7, fetch=fetch)
+  np.testing.assert_array_equal(x, again[0])
+  np.testing.assert_array_equal(y, again[1])
+  assert not np.array_equal(x, other[0])
+  assert x.dtype == np.float32 and np.isfinite(x).all() and (x >= 0).all()
+  norms = np.linalg.norm(np.concatenate([x, other[0]]), axis=1)
+  assert np.all(np.isclose(norms, np.sqrt(5), rtol=1e-5) | (norms == 0))
+  # The kept document with none of the kept terms is a zero row, as in DEC.
+  full, _ = data.load_reuters10k(tmp_path / "d", n_docs=125, n_terms=5, fetch=fetch)
+  assert (np.linalg.norm(full, axis=1) == 0).sum() >= 1 and np.isfinite(full).all()
+
+
+def test_reuters10k_second_call_reads_the_cache(tmp_path):
+  bunch, _ = fake_rcv1()
+  fetch, calls = counting_fetch(bunch)
+  x, y = data.load_reuters10k(tmp_path, n_docs=30, n_terms=5, fetch=fetch)
+  path = data.reuters10k_cache_path(tmp_path, n_docs=30, n_terms=5, seed=1234)
+  assert path.is_file() and len(calls) == 1
+
+  def offline(**_):
+    raise AssertionError("fetch called although the arrays are cached")
+
+  x2, y2 = data.load_reuters10k(tmp_path, n_docs=30, n_terms=5, download=False, fetch=offline)
+  np.testing.assert_array_equal(x, x2)
+  np.testing.assert_array_equal(y, y2)
+  assert x2.dtype == np.float32 and y2.dtype == np.int64
+  data.load_reuters10k(tmp_path, n_docs=31, n_terms=5, fetch=fetch)  # other parameters
+  assert len(calls) == 2
+  path.write_bytes(b"not an npz")
+  with pytest.raises(data.DataError, match="delete it"):
+    data.load_reuters10k(tmp_path, n_docs=30, n_terms=5, fetch=offline)
+
+
+def test_load_dispatches_reuters10k(tmp_path, monkeypatch):
+  bunch, _ = fake_rcv1()
+  x, y = data.load_reuters10k(tmp_path, n_docs=20, n_terms=5, fetch=counting_fetch(bunch)[0])
+  # load() passes data_dir on as data_home; smaller sizes so the cache above is found.
+  monkeypatch.setitem(data.LOADERS, "reuters10k",
+                      functools.partial(data.load_reuters10k, n_docs=20, n_terms=5,
+                                        download=False))
+  xl, yl = data.load("reuters10k", tmp_path)
+  np.testing.assert_array_equal(xl, x)
+  np.testing.assert_array_equal(yl, y)
+  with pytest.raises(ValueError, match="holds no images"):
+    data.load("reuters10k", tmp_path, images=True)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"n_docs": 0}, ValueError, "n_docs must be a positive integer"),
+    ({"n_docs": 2.5}, ValueError, "n_docs must be a positive integer"),
+    ({"n_docs": True}, ValueError, "n_docs must be a positive integer"),
+    ({"n_terms": -1}, ValueError, "n_terms must be a positive integer"),
+    ({"seed": -1}, ValueError, "seed must be an integer"),
+    ({"seed": "1234"}, ValueError, "seed must be an integer"),
+    ({"fetch": 42}, TypeError, "fetch must be callable"),
+    ({"n_docs": 126}, ValueError, "only 125 documents have exactly one"),
+    ({"n_terms": 50}, ValueError, "only 49 of the 50 terms occur in the 125 kept"),
+])
+def test_reuters10k_bad_requests_say_what_is_wrong(tmp_path, kwargs, error, match):
+  bunch, _ = fake_rcv1()
+  kwargs = {"n_docs": 10, "n_terms": 5, "fetch": counting_fetch(bunch)[0], **kwargs}
+  with pytest.raises(error, match=match):
+    data.load_reuters10k(tmp_path, **kwargs)
+  assert not list(tmp_path.rglob("*.npz"))  # nothing cached
+
+
+def test_reuters10k_n_terms_up_to_the_kept_vocabulary(tmp_path):
+  bunch, _ = fake_rcv1()
+  x, _ = data.load_reuters10k(tmp_path, n_docs=10, n_terms=49, fetch=counting_fetch(bunch)[0])
+  assert x.shape == (10, 49)
+
+
+def test_reuters10k_not_rcv1_is_named(tmp_path):
+  bunch, _ = fake_rcv1()
+  bunch.target_names = np.array(["C15", "CCAT", "E21", "EXXX", "GCAT", "GSPO", "M14", "MCAT"])
+  with pytest.raises(data.DataError, match=r"\['ECAT'\] are not among target_names"):
+    data.load_reuters10k(tmp_path, n_docs=10, n_terms=5, fetch=lambda **_: bunch)
+
+
+def test_reuters10k_offline_without_data_says_what_to_do(tmp_path):
+  calls = []
+
+  def no_copy(data_home, download_if_missing):
+    calls.append(download_if_missing)
+    raise FileNotFoundError("no RCV1 here")
+
+  with pytest.raises(data.DataError, match="download=False") as info:
+    data.load_reuters10k(tmp_path, download=False, fetch=no_copy)
+  assert calls == [False]
+  message = str(info.value)
+  assert str(tmp_path / "RCV1") in message and "with internet" in message
+  assert str(data.reuters10k_cache_path(tmp_path)) in message
+
+  def broken(data_home, download_if_missing):
+    if not download_if_missing:
+      raise FileNotFoundError("no RCV1 here")
+    raise ConnectionError("connection reset by peer")
+
+  with pytest.raises(data.DataError, match="fetching RCV1 failed.*connection reset.*with internet"):
+    data.load_reuters10k(tmp_path, fetch=broken)
+
+
+def test_reuters10k_default_fetch_offline_fails_fast(tmp_path, monkeypatch):
+  """scikit-learn's own fetch_rcv1 on an empty folder, with the network faked away."""
+  monkeypatch.setattr(data, "_online", lambda *a, **k: False)
+  start = time.perf_counter()
+  with pytest.raises(data.DataError, match="no copy of RCV1"):
+    data.load_reuters10k(tmp_path / "home")
+  with pytest.raises(data.DataError, match="download=False"):
+    data.load_reuters10k(tmp_path / "home", download=False)
+  assert time.perf_counter() - start < 30
+  assert not (tmp_path / "home" / "RCV1").exists() or not any((tmp_path / "home" / "RCV1").iterdir())

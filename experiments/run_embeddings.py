@@ -1,0 +1,43 @@
+"""The embedding of each seed of a finished run, computed as the run computed it.
+
+Shared by ``kmeans_vs_sklearn.py`` and ``kmeans_restarts.py``: the run's own data
+(its ``n_samples``), its input scaling, and its autoencoder with the recipe's
+architecture and compute dtype, from ``config.json`` and each seed's
+``autoencoder/`` folder (``seed_<s>/autoencoder`` in a sweep).
+"""
+
+import json
+import pathlib
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jdec import checkpoint, data, inference, models, recipes
+
+
+def load_run(workdir, data_dir=None):
+  """Returns ``(config, resolved recipe, x scaled [n, d], y [n], seeds)`` of a run."""
+  workdir = pathlib.Path(workdir)
+  config = json.loads((workdir / "config.json").read_text())
+  resolved = ml_collections.ConfigDict(config["resolved"])
+  experiment = config["experiment"]
+  x, y = data.load(experiment["dataset"], data_dir)
+  x, y = x[: config["n_samples"]], y[: config["n_samples"]]
+  x = x * np.float32(recipes.input_scale(x, resolved.input_scaling))
+  seeds = list(experiment.get("seeds") or [experiment["seed"]])
+  return config, resolved, x, y, seeds
+
+
+def embeddings(workdir, data_dir=None):
+  """Yields ``(seed, z [n, e], y [n], n_clusters, resolved recipe)`` per seed of a run."""
+  workdir = pathlib.Path(workdir)
+  config, resolved, x, y, seeds = load_run(workdir, data_dir)
+  dataset = config["experiment"]["dataset"]
+  model = models.build_autoencoder(resolved.model, x.shape[1], data.IMAGE_SHAPES.get(dataset))
+  sweep = bool(config["experiment"].get("seeds"))
+  for seed in seeds:
+    folder = workdir / f"seed_{seed}" / "autoencoder" if sweep else workdir / "autoencoder"
+    params, _ = checkpoint.load(folder)
+    z = np.asarray(inference.embed(model, params, jnp.asarray(x)))
+    yield seed, z, y, config["experiment"]["n_clusters"], resolved
