@@ -185,8 +185,7 @@ def fit(
       objective=d.objective, kl_weight=d.kl_weight,
       augment=augment_fn if d.augment else None,
       initial_labels=parallel.to_host(km.labels), y=y, log_fn=log_fn and run_log,
-      progress=progress,
-      placement=placement,
+      progress=progress, placement=placement, names=[f"seed {s}" for s in seeds],
   )
   jax.block_until_ready(state)
   timings["dec"] = time.perf_counter() - t0

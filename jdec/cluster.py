@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tqdm
+from absl import logging
 
 from jdec import dec, metrics, parallel, runs, scan, train
 
@@ -47,6 +48,20 @@ def _refresh(log_q: jax.Array):
   return jnp.argmax(log_q, axis=-1), runs.vmap(dec.target_distribution, (0,))(jnp.exp(log_q))
 
 
+def _warn_if_emptied(name: str | None, step: int, sizes: np.ndarray, was_empty: set) -> None:
+  """Logs a warning naming the clusters that have no rows now but had some before."""
+  emptied = sorted(set(np.flatnonzero(sizes == 0).tolist()) - was_empty)
+  if not emptied:
+    return
+  where = f" of {name}" if name else ""
+  logging.warning(
+      "DEC update at iteration %d: cluster%s %s%s now %s no rows (%d of %d clusters in use). "
+      "DEC can empty or merge clusters; if it matters, try another seed, more pretraining "
+      "or a lower dec.learning_rate", step, "s" if len(emptied) > 1 else "",
+      ", ".join(map(str, emptied)), where, "have" if len(emptied) > 1 else "has",
+      int(np.count_nonzero(sizes)), sizes.size)
+
+
 def run(
     keys: jax.Array,
     state: train.TrainState,
@@ -64,6 +79,7 @@ def run(
     log_fn: Callable[[dict], None] | None = None,
     progress: bool = True,
     placement: parallel.Placement | None = None,
+    names: list[str] | None = None,
 ) -> tuple[train.TrainState, list[dict], dict]:
   """Self-trains S runs of a ``ClusteringModel`` with DEC's objective.
 
@@ -71,7 +87,9 @@ def run(
   it, and the fraction of labels changed since the last update (at the first
   update: since ``initial_labels``, the k-means labels, as DEC-keras does);
   stop when it falls below ``tol`` (after the first interval) or after
-  ``maxiter`` steps.
+  ``maxiter`` steps. Each update's record holds the size of every cluster
+  (``"cluster_sizes"``); a cluster that loses its last row is logged as a
+  warning (DEC can empty or merge clusters).
 
   Args:
     keys: ``[S]`` data-order keys, one per run (one run is a stack of one;
@@ -89,6 +107,8 @@ def run(
     log_fn: called with each update's record of each run (``"run"``: its index).
     progress: show a tqdm bar.
     placement: devices and data placement (default: all devices, data on them).
+    names: how messages name each run (default ``"run <i>"``; ``jdec.fit``
+      passes ``"seed <s>"``).
 
   Returns:
     The trained states ``[S, ...]``, the per-update history and ``{"labels"
@@ -112,6 +132,8 @@ def run(
                  else np.asarray(initial_labels).reshape(count, -1))
   loss = np.full(count, np.nan)
   iterations, stopped_by = [None] * count, [None] * count
+  names = names or [f"run {r}" for r in range(count)]
+  empty = [set() for _ in range(count)]  # each run's empty clusters at the last update
   start = time.perf_counter()
   bar = tqdm.tqdm(total=maxiter, desc="DEC", disable=not progress, leave=False)
   while True:
@@ -120,9 +142,12 @@ def run(
     labels = parallel.to_host(labels_dev).reshape(len(order), -1)
     for j, r in enumerate(order):
       delta = None if last_labels is None else float(np.mean(labels[j] != last_labels[j]))
+      sizes = np.bincount(labels[j], minlength=log_q.shape[-1])
+      _warn_if_emptied(names[r] if count > 1 else None, step, sizes, empty[r])
+      empty[r] = set(np.flatnonzero(sizes == 0).tolist())
       record = {"phase": "dec", "iteration": step, "run": r, "delta_label": delta,
                 "loss": None if np.isnan(loss[j]) else float(loss[j]),
-                "wall_s": time.perf_counter() - start}
+                "cluster_sizes": sizes.tolist(), "wall_s": time.perf_counter() - start}
       if y is not None:
         record.update(metrics.scores(y, labels[j]))
       history.append(record)
@@ -152,7 +177,7 @@ def run(
     state, loss = stepper(state, data, keys, step, np.full(len(order), limit))
     bad = [j for j in range(len(order)) if not np.isfinite(loss[j])]
     if bad:
-      run_name = f" in run {order[bad[0]]}" if count > 1 else ""
+      run_name = f" in {names[order[bad[0]]]}" if count > 1 else ""
       raise FloatingPointError(
           f"the DEC loss became {loss[bad[0]]}{run_name} at iteration {step}; "
           "lower dec.learning_rate")

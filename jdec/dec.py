@@ -26,6 +26,31 @@ def squared_distances(z: jax.Array, centroids: jax.Array) -> jax.Array:
   return jnp.sum(diff * diff, axis=-1)
 
 
+def log_squared_distances(z: jax.Array, centroids: jax.Array) -> jax.Array:
+  """``log ||z_i - mu_j||^2 [n, k]``, finite wherever the distance is not zero.
+
+  Each pair's difference is divided by the pair's largest magnitude before
+  squaring, so neither the difference nor its square overflows, even for
+  inputs near the dtype's largest value; a zero distance gives ``-inf`` (with a
+  zero gradient, not NaN).
+
+  Args:
+    z: embeddings ``[n, d]``.
+    centroids: cluster centres ``[k, d]``.
+  """
+  scale = jnp.maximum(jnp.max(jnp.abs(z), axis=1)[:, None],
+                      jnp.max(jnp.abs(centroids), axis=1)[None, :])  # [n, k]
+  # Above 1, a sixteenth of it: the reciprocal (XLA may divide by multiplying with
+  # it) stays a normal number even for the largest floats, which CPUs would flush.
+  scale = jnp.where(scale > 1.0, scale * 0.0625, jnp.where(scale > 0, scale, 1.0))
+  scale = jax.lax.stop_gradient(scale)
+  diff = z[:, None, :] / scale[..., None] - centroids[None, :, :] / scale[..., None]
+  ss = jnp.sum(diff * diff, axis=-1)  # <= 4 * 256 d: no overflow
+  positive = ss > 0
+  safe = jnp.where(positive, ss, 1.0)
+  return jnp.where(positive, 2.0 * jnp.log(scale) + jnp.log(safe), -jnp.inf)
+
+
 def log_soft_assignment(
     z: jax.Array, centroids: jax.Array, alpha: float = 1.0
 ) -> jax.Array:
@@ -44,9 +69,14 @@ def log_soft_assignment(
   Returns:
     ``[n, k]`` log-probabilities; ``exp`` of each row sums to one.
   """
-  d2 = squared_distances(z, centroids)
-  log_kernel = -0.5 * (alpha + 1.0) * jnp.log1p(d2 / alpha)
-  return log_kernel - jax.nn.logsumexp(log_kernel, axis=1, keepdims=True)
+  log_d2 = log_squared_distances(z, centroids)
+  # log1p(d2 / alpha) = log(1 + exp(log d2 - log alpha)), finite even where d2 is not.
+  log_kernel = -0.5 * (alpha + 1.0) * jnp.logaddexp(0.0, log_d2 - jnp.log(alpha))
+  # Normalise relative to the row's largest kernel: far from every centre the
+  # kernels are large negative numbers, and subtracting a large logsumexp from
+  # them would lose the digits that tell the clusters apart.
+  shifted = log_kernel - jax.lax.stop_gradient(jnp.max(log_kernel, axis=1, keepdims=True))
+  return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=1, keepdims=True))
 
 
 def soft_assignment(

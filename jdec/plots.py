@@ -180,12 +180,14 @@ def save_embedding(path, z, labels, y=None, method: str = "tsne",
 
 def training_curves_figure(records: list[dict], title: str = "") -> Figure:
   """Pretraining loss per epoch (or logged step), and per DEC update its loss, the
-  fraction of labels that changed and ACC/NMI when known; one line per seed."""
+  fraction of labels that changed, ACC/NMI when known and the smallest cluster's
+  share of the rows (a red x where a cluster is empty); one line per seed."""
   by_seed: dict = {}
   for r in records:
     by_seed.setdefault(r.get("seed"), []).append(r)
-  fig = Figure(figsize=(13, 3.6))
-  ax_pre, ax_loss, ax_delta, ax_score = fig.subplots(1, 4)
+  fig = Figure(figsize=(16, 3.6))
+  ax_pre, ax_loss, ax_delta, ax_score, ax_size = fig.subplots(1, 5)
+  n_clusters = None
   for seed, rs in sorted(by_seed.items(), key=lambda kv: (kv[0] is None, kv[0])):
     tag = "" if seed is None else f"seed {seed}"
     # End-to-end pretraining logs epochs; layer-wise ("pretrain_layer<i>",
@@ -209,14 +211,27 @@ def training_curves_figure(records: list[dict], title: str = "") -> Figure:
       if dec and all(name in r for r in dec):
         ax_score.plot(its, [r[name] for r in dec], style, marker=".",
                       label=f"{name.upper()} {tag}".strip())
+    sizes = [(r["iteration"], r["cluster_sizes"]) for r in dec if r.get("cluster_sizes")]
+    if sizes:
+      n_clusters = len(sizes[0][1])
+      share = [(i, min(c) / max(sum(c), 1)) for i, c in sizes]
+      ax_size.plot(*zip(*share), marker=".", label=tag)
+      dead = [i for i, c in sizes if min(c) == 0]
+      if dead:
+        ax_size.plot(dead, [0.0] * len(dead), "x", color="red", markersize=8,
+                     label=f"empty cluster {tag}".strip())
   ax_pre.set_title("pretraining loss (MSE)", fontsize=9)
   ax_pre.set_yscale("log")
   ax_loss.set_title("clustering loss per update", fontsize=9)
   ax_delta.set_title("fraction of labels changed", fontsize=9)
   ax_score.set_title("ACC / NMI per update", fontsize=9)
-  for ax in (ax_loss, ax_delta, ax_score):
+  ax_size.set_title("smallest cluster (share of rows)", fontsize=9)
+  if n_clusters:
+    ax_size.axhline(1.0 / n_clusters, linestyle=":", color="grey", label="1/k (balanced)")
+    ax_size.set_ylim(bottom=-0.01)
+  for ax in (ax_loss, ax_delta, ax_score, ax_size):
     ax.set_xlabel("DEC iteration")
-  for ax in (ax_pre, ax_loss, ax_delta, ax_score):
+  for ax in (ax_pre, ax_loss, ax_delta, ax_score, ax_size):
     if ax.get_legend_handles_labels()[0] and any(ax.get_legend_handles_labels()[1]):
       ax.legend(fontsize=7)
   if not ax_score.lines:

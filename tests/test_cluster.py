@@ -63,3 +63,41 @@ def test_each_run_stops_on_its_own_with_its_own_result(tiny):
                   jax.tree.leaves(runs.take(alone, 0).params)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # as on a stack of its own
   assert out["iterations"] == [12, 12]
+
+
+def test_cluster_sizes_are_recorded_and_an_emptied_cluster_is_warned_about(tiny, caplog):
+  x, model, params = tiny
+  cm, start = clustering_params(x, model, params)
+  # Cluster 2's centre far from every embedding: no row is nearest to it.
+  start = {**start, "centroids": start["centroids"].at[2].add(1e3)}
+  state = runs.create_states(cm.apply, runs.stack([start, start]), train.sgd(0.05, 0.9))
+  keys = jnp.stack([jax.random.key(0), jax.random.key(1)])
+  with caplog.at_level("WARNING"):
+    _, hist, out = cluster.run(keys, state, x, batch_size=16, update_interval=5, tol=0.0,
+                               maxiter=10, progress=False, names=["seed 7", "seed 8"])
+  for h in hist:
+    labels = np.asarray(out["labels"][h["run"]]) if h["iteration"] == 10 else None
+    assert sum(h["cluster_sizes"]) == 96 and len(h["cluster_sizes"]) == 3
+    if labels is not None:  # the last record counts the final labels
+      assert h["cluster_sizes"] == np.bincount(labels, minlength=3).tolist()
+  assert hist[0]["cluster_sizes"][2] == 0
+  warnings = [r.getMessage() for r in caplog.records if "no rows" in r.getMessage()]
+  # Once per run when the cluster empties, not again at every update while it stays empty.
+  assert len(warnings) == 2, warnings
+  assert "cluster 2 of seed 7 now has no rows (2 of 3 clusters in use)" in warnings[0]
+  assert "of seed 8" in warnings[1]
+
+
+def test_the_target_comes_from_the_whole_dataset_not_one_batch():
+  # P's column weights sum q over all n rows: compute it on the full q, then check one
+  # batch's rows of P differ from P computed on that batch alone.
+  q = np.asarray(jax.nn.softmax(jax.random.normal(jax.random.key(0), (64, 3)) * 3, axis=1))
+  labels, p = cluster._refresh(jnp.log(q)[None])  # pylint: disable=protected-access
+  f = q.sum(axis=0)
+  want = (q**2 / f) / (q**2 / f).sum(axis=1, keepdims=True)
+  np.testing.assert_allclose(p[0], want, rtol=1e-5)
+  np.testing.assert_array_equal(labels[0], np.argmax(q, axis=1))
+  batch = q[:16]
+  fb = batch.sum(axis=0)
+  alone = (batch**2 / fb) / (batch**2 / fb).sum(axis=1, keepdims=True)
+  assert not np.allclose(p[0, :16], alone, atol=1e-3)

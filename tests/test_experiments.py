@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -244,9 +245,35 @@ def cut_after_epoch_4(workdir, monkeypatch):
       runner.run(tiny_sweep_config(), workdir)
 
 
-def test_interrupted_sweep_resumes_to_the_same_result(tmp_path, monkeypatch):
-  full = runner.run(tiny_sweep_config(), tmp_path / "full")
-  assert not (tmp_path / "full" / "checkpoints").exists()  # removed once finished
+@pytest.fixture(scope="module")
+def full_sweep(tmp_path_factory):
+  """``tiny_sweep_config`` run once, uninterrupted: ``(results, workdir)``."""
+  workdir = tmp_path_factory.mktemp("full") / "run"
+  return runner.run(tiny_sweep_config(), workdir), workdir
+
+
+def _records(workdir):
+  """metrics.jsonl without its clock readings."""
+  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return [{k: v for k, v in l.items() if k != "wall_s"} for l in lines]
+
+
+def test_a_rerun_is_bit_identical(full_sweep, tmp_path):
+  want, first = full_sweep
+  got = runner.run(tiny_sweep_config(), tmp_path / "again")
+  timeless = lambda r: {k: v for k, v in r.items() if not k.startswith("time_")}
+  assert [timeless(r) for r in got["per_seed"]] == [timeless(r) for r in want["per_seed"]]
+  assert _records(tmp_path / "again") == _records(first)
+  x, _ = data.load_digits()
+  for seed in (0, 1):
+    a, b = (jdec.load(w / f"seed_{seed}" / "model") for w in (first, tmp_path / "again"))
+    assert jax.tree.all(jax.tree.map(np.array_equal, a.params, b.params))
+    np.testing.assert_array_equal(a.predict(x[:300]), b.predict(x[:300]))
+
+
+def test_interrupted_sweep_resumes_to_the_same_result(full_sweep, tmp_path, monkeypatch):
+  full, full_dir = full_sweep
+  assert not (full_dir / "checkpoints").exists()  # removed once finished
 
   cut = tmp_path / "cut"
   cut_after_epoch_4(cut, monkeypatch)

@@ -1,5 +1,8 @@
 """Recipes and overrides."""
 
+import functools
+
+import numpy as np
 import pytest
 
 from jdec import recipes
@@ -123,3 +126,50 @@ def test_settings_the_choices_ignore_are_refused(recipe, override, match):
 def test_validate_names_the_bad_family_setting(override, match):
   with pytest.raises(ValueError, match=match):
     recipes.validate(recipes.merge(recipes.get_recipe(), override))
+
+
+# The standard deviation each initialiser gives a kernel of this fan-in and fan-out.
+INIT_STD = {
+    "dec_keras": lambda fan_in, fan_out: (1.0 / fan_in) ** 0.5 / 3**0.5,  # U(+-sqrt(1/fan_in))
+    "paper": lambda fan_in, fan_out: 0.01,  # N(0, 0.01^2)
+    "glorot_uniform": lambda fan_in, fan_out: (2.0 / (fan_in + fan_out)) ** 0.5,
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels(arch: str, kernel_init: str, side: int) -> list:
+  """The kernels of a freshly initialised autoencoder (recipes that share one share this)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from jdec import models  # pylint: disable=g-import-not-at-top
+
+  c = recipes.get_recipe("dcec" if arch == "conv" else "dec_keras")
+  c.model.kernel_init = kernel_init
+  model = models.build_autoencoder(c.model, side * side, (side, side, 1))
+  params = jax.jit(functools.partial(models.init_autoencoder, model=model,
+                                     input_dim=side * side))(jax.random.key(0))
+  return [np.asarray(k) for path, k in jax.tree_util.tree_leaves_with_path(params)
+          if "kernel" in jax.tree_util.keystr(path)]
+
+
+@pytest.mark.parametrize("recipe,dataset,want", [
+    ("dec_keras", "mnist", "dec_keras"), ("dec_keras", "usps", "glorot_uniform"),
+    ("paper", "mnist", "paper"), ("idec", "mnist", "dec_keras"),
+    ("idec", "usps", "glorot_uniform"), ("dcec", "mnist", "glorot_uniform"),
+    ("dec_da", "mnist", "dec_keras"), ("conv_dec_da", "usps", "glorot_uniform"),
+])
+def test_each_recipe_initialises_its_kernels_as_it_names(recipe, dataset, want):
+  c = recipes.get_recipe(recipe, dataset)
+  assert c.model.kernel_init == want
+  big = [k for k in _kernels(c.model.arch, c.model.kernel_init, {"mnist": 28, "usps": 16}[dataset])
+         if k.size >= 20_000]  # enough weights for a sharp estimate
+  assert big
+  for k in big:
+    receptive = int(np.prod(k.shape[:-2])) if k.ndim > 2 else 1
+    fan_in, fan_out = receptive * k.shape[-2], receptive * k.shape[-1]
+    stds = {name: f(fan_in, fan_out) for name, f in INIT_STD.items()}
+    # The measured spread matches the named initialiser and none of the others.
+    closest = min(stds, key=lambda name: abs(np.log(k.std() / stds[name])))
+    assert closest == want, (k.shape, k.std(), stds)
+    assert k.std() == pytest.approx(stds[want], rel=0.05)
+    excess_kurtosis = ((k - k.mean())**4).mean() / k.var()**2 - 3
+    assert excess_kurtosis == pytest.approx(0.0 if want == "paper" else -1.2, abs=0.15)
