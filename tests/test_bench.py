@@ -67,7 +67,8 @@ def test_scaling_small(tmp_path):
   done = subprocess.run(
       [sys.executable, "-m", "jdec.experiments.scaling", f"--workdir={tmp_path}",
        "--config.sizes=3000", "--config.epochs=2", "--config.dec_intervals=2",
-       "--config.stream_steps=4"], capture_output=True, text=True, timeout=600, check=False)
+       "--config.stream_steps=4", "--config.hidden_dims=(32,32,64,10)",
+       "--config.update_interval=10"], capture_output=True, text=True, timeout=600, check=False)
   assert done.returncode == 0, done.stderr[-3000:]
   rows = json.loads(next(tmp_path.glob("scaling-*.json")).read_text())["rows"]
   by_mode = {r["mode"]: r for r in rows}

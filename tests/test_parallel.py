@@ -16,15 +16,15 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import FAST_COMPILE_FLAGS
 
 WORKER = pathlib.Path(__file__).with_name("parallel_worker.py")
 
 
 def _env(devices: int = 1) -> dict:
-  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  env["JAX_PLATFORMS"] = "cpu"
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": FAST_COMPILE_FLAGS}
   if devices > 1:
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["XLA_FLAGS"] += f" --xla_force_host_platform_device_count={devices}"
   return env
 
 

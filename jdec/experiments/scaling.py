@@ -44,6 +44,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.dec_intervals = 2
   c.stream_steps = 64
   c.batch_size = 256
+  c.hidden_dims = (500, 500, 2000, 10)  # the dec_keras autoencoder
+  c.update_interval = 140  # DEC steps between target refreshes
   c.seed = 0
   c.one = ""  # internal: "N,mode" measures one case in this process
   return c
@@ -58,7 +60,7 @@ def measure(n: int, mode: str, cfg) -> dict:
   x_dev = placement.put_data(x)
   key = jax.random.key(cfg.seed)
   keys = key[None]  # one run, a stack of one
-  model = models.AutoEncoder(784)
+  model = models.AutoEncoder(784, hidden_dims=tuple(cfg.hidden_dims))
   params = runs.stack([models.init_autoencoder(key, model, 784)])
   ae_params, history = pretrain.pretrain_end_to_end(
       keys, x_dev, model, params, num_epochs=cfg.epochs, batch_size=cfg.batch_size,
@@ -71,7 +73,7 @@ def measure(n: int, mode: str, cfg) -> dict:
   state = placement.put(runs.create_states(
       clustering.apply, jax.vmap(models.clustering_params, in_axes=(0, None))(ae_params, centroids),
       train.sgd(0.01, 0.9)))
-  interval = 140
+  interval = cfg.update_interval
   _, dec_history, _ = cluster.run(
       keys, state, x_dev, batch_size=cfg.batch_size, update_interval=interval, tol=0.0,
       maxiter=interval * cfg.dec_intervals, progress=False, placement=placement)
@@ -93,7 +95,9 @@ def run(cfg, workdir) -> list[dict]:
     for mode in cfg.modes:
       cmd = [sys.executable, "-m", "jdec.experiments.scaling", f"--config.one={n},{mode}",
              f"--config.epochs={cfg.epochs}", f"--config.dec_intervals={cfg.dec_intervals}",
-             f"--config.stream_steps={cfg.stream_steps}", f"--config.batch_size={cfg.batch_size}"]
+             f"--config.stream_steps={cfg.stream_steps}", f"--config.batch_size={cfg.batch_size}",
+             f"--config.hidden_dims={tuple(cfg.hidden_dims)}",
+             f"--config.update_interval={cfg.update_interval}"]
       t0 = time.perf_counter()
       done = subprocess.run(cmd, capture_output=True, text=True, check=False)
       if done.returncode != 0:
