@@ -17,24 +17,23 @@ from jdec import checkpoint, data, inference, models, recipes
 
 
 def load_run(workdir, data_dir=None):
-  """Returns ``(config, resolved recipe, x scaled [n, d], y [n], seeds)`` of a run."""
+  """Returns ``(config, resolved recipe, x scaled [n, d], y [n] or None, seeds, image
+  shape or None)`` of a run; ``data_dir`` overrides the one the run recorded."""
   workdir = pathlib.Path(workdir)
   config = json.loads((workdir / "config.json").read_text())
   resolved = ml_collections.ConfigDict(config["resolved"])
-  experiment = config["experiment"]
-  x, y = data.load(experiment["dataset"], data_dir)
-  x, y = x[: config["n_samples"]], y[: config["n_samples"]]
+  experiment = dict(config["experiment"], **({"data_dir": data_dir} if data_dir else {}))
+  x, y, shape = data.load_experiment(experiment)  # custom data and image shapes too
   x = x * np.float32(recipes.input_scale(x, resolved.input_scaling))
   seeds = list(experiment.get("seeds") or [experiment["seed"]])
-  return config, resolved, x, y, seeds
+  return config, resolved, x, y, seeds, shape
 
 
 def embeddings(workdir, data_dir=None):
   """Yields ``(seed, z [n, e], y [n], n_clusters, resolved recipe)`` per seed of a run."""
   workdir = pathlib.Path(workdir)
-  config, resolved, x, y, seeds = load_run(workdir, data_dir)
-  dataset = config["experiment"]["dataset"]
-  model = models.build_autoencoder(resolved.model, x.shape[1], data.IMAGE_SHAPES.get(dataset))
+  config, resolved, x, y, seeds, shape = load_run(workdir, data_dir)
+  model = models.build_autoencoder(resolved.model, x.shape[1], shape)
   sweep = bool(config["experiment"].get("seeds"))
   for seed in seeds:
     folder = workdir / f"seed_{seed}" / "autoencoder" if sweep else workdir / "autoencoder"

@@ -54,12 +54,16 @@ def _warn_if_emptied(name: str | None, step: int, sizes: np.ndarray, was_empty: 
   if not emptied:
     return
   where = f" of {name}" if name else ""
-  logging.warning(
-      "DEC update at iteration %d: cluster%s %s%s now %s no rows (%d of %d clusters in use). "
-      "DEC can empty or merge clusters; if it matters, try another seed, more pretraining "
-      "or a lower dec.learning_rate", step, "s" if len(emptied) > 1 else "",
-      ", ".join(map(str, emptied)), where, "have" if len(emptied) > 1 else "has",
-      int(np.count_nonzero(sizes)), sizes.size)
+  clusters = f"cluster{'s' if len(emptied) > 1 else ''} {', '.join(map(str, emptied))}{where}"
+  verb = "have" if len(emptied) > 1 else "has"
+  in_use = f"{int(np.count_nonzero(sizes))} of {sizes.size} clusters in use"
+  if step == 0:
+    logging.warning("%s %s no rows at the start of DEC (%s): no row is nearest to its "
+                    "centre from k-means", clusters, verb, in_use)
+    return
+  logging.warning("DEC update at iteration %d: %s now %s no rows (%s). DEC can empty or "
+                  "merge clusters; if it matters, try another seed, more pretraining or a "
+                  "lower dec.learning_rate", step, clusters, verb, in_use)
 
 
 def run(

@@ -421,7 +421,7 @@ def _read_reuters_cache(path: pathlib.Path, n_docs: int, n_terms: int):
 def _write_reuters_cache(path: pathlib.Path, x: np.ndarray, y: np.ndarray) -> None:
   """Writes to a temporary file first, so an interrupted write leaves no half cache."""
   path.parent.mkdir(parents=True, exist_ok=True)
-  partial = path.with_name(path.name + ".partial")
+  partial = path.with_name(f".{path.name}.partial-{os.getpid()}")  # writers never share it
   with open(partial, "wb") as f:
     np.savez_compressed(f, x=x, y=y)
   os.replace(partial, path)

@@ -57,9 +57,10 @@ def log_soft_assignment(
   """Log of the Student-t soft assignment, ``log q [n, k]`` (paper eq. 1).
 
   ``q_ij = (1 + ||z_i - mu_j||^2 / alpha)^(-(alpha+1)/2) / sum_j' (...)``.
-  The kernel is evaluated in log space and normalised with ``logsumexp``, so
-  the result is finite for any finite input, even when every kernel value
-  would underflow to zero in linear space.
+  The kernel is evaluated in log space from overflow-safe log distances and
+  normalised against each row's largest kernel, so the result is finite for
+  any finite input, even when every kernel value would underflow to zero in
+  linear space or the distances exceed the dtype's range.
 
   Args:
     z: embeddings ``[n, d]``.

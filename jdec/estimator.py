@@ -18,7 +18,15 @@ from jdec import api, saving, trained, validation
 
 # Checks of ``sklearn.utils.estimator_checks`` that DEC does not pass, and why
 # (given to ``parametrize_with_checks(..., expected_failed_checks=...)``).
-EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+_SPARSE_CHECK = (
+    "scikit-learn's sparse check reads classifier_tags.multi_class for any estimator with "
+    "predict_proba, and a clusterer has no classifier tags (an AttributeError inside the "
+    "check, after DEC has fitted and predicted on the sparse input); sparse fit, predict "
+    "and predict_proba are tested in tests/test_inputs.py")
+EXPECTED_FAILED_CHECKS: dict[str, str] = {
+    "check_estimator_sparse_array": _SPARSE_CHECK,
+    "check_estimator_sparse_matrix": _SPARSE_CHECK,
+}
 
 
 def _as_rows(X):
@@ -102,7 +110,12 @@ class DEC(ClusterMixin, TransformerMixin, BaseEstimator):
   def _validate(self, X, *, reset: bool):
     """Rows ``[n, d]`` as float32, checked by scikit-learn, and the image shape."""
     X, shape = _as_rows(X)
-    X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64])
+    X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64],
+                      accept_sparse=["csr", "csc", "coo"])
+    X = validation.as_array(X)  # sparse input densified
+    if X.dtype == np.float64 and X.size and np.abs(X).max() > np.finfo(np.float32).max:
+      raise ValueError("X holds values beyond float32's range (+-3.4e38); jdec computes in "
+                       "float32: rescale X first")
     return X.astype(np.float32, copy=False), shape
 
   def fit(self, X, y=None):
@@ -164,4 +177,5 @@ class DEC(ClusterMixin, TransformerMixin, BaseEstimator):
     tags = super().__sklearn_tags__()
     tags.transformer_tags.preserves_dtype = ["float32"]  # computes in float32
     tags.input_tags.allow_nan = False
+    tags.input_tags.sparse = True  # densified (block by block) before training
     return tags

@@ -15,7 +15,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from jdec import models, parallel
+from jdec import models, parallel, validation
 
 # What a description holds (all JSON values); see ``describe``.
 DESCRIPTION_KEYS = ("arch", "input_dim", "hidden_dims", "conv_filters", "embed_dim",
@@ -109,10 +109,7 @@ class TrainedModel:
   def rows(self, x, name: str = "x"):
     """``x`` as ``[m, d]`` rows this model takes (a view where possible: no copy
     of a memory-mapped file), or a ``ValueError`` naming the expected shape."""
-    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
-    if arr.dtype == object or np.issubdtype(arr.dtype, np.complexfloating) or not (
-        np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-      raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    arr = validation.as_array(x, name)  # an ndarray as it is: no copy of a memory map
     d, shape = self.n_features_in, self.image_shape
     expected = f"[m, {d}]" + (f" or images [m, {', '.join(map(str, shape))}]" if shape else "")
     if shape and arr.ndim in (3, 4):
@@ -133,11 +130,17 @@ class TrainedModel:
     log_q, z = [np.zeros((0, self.n_clusters), np.float32)], [
         np.zeros((0, self.cluster_centers.shape[1]), np.float32)]
     for start in range(0, rows.shape[0], chunk_rows):
-      chunk = np.asarray(rows[start:start + chunk_rows], np.float32) * scale
+      raw = np.asarray(rows[start:start + chunk_rows])
+      with np.errstate(over="ignore"):
+        chunk = raw.astype(np.float32) * scale
       bad = ~np.isfinite(chunk).all(axis=1)
       if bad.any():
-        raise ValueError(f"x holds NaN or infinite values (first in row "
-                         f"{start + int(np.flatnonzero(bad)[0])}); remove or impute them")
+        first = start + int(np.flatnonzero(bad)[0])
+        if np.isfinite(raw[first - start]).all():
+          raise ValueError(f"x holds values beyond float32's range (+-3.4e38) (first in row "
+                           f"{first}); jdec computes in float32: rescale x first")
+        raise ValueError(f"x holds NaN or infinite values (first in row {first}); remove or "
+                         "impute them")
       m = chunk.shape[0]
       if m < chunk_rows:  # every chunk of this call has one shape: one compilation
         chunk = np.concatenate([chunk, np.zeros((chunk_rows - m, chunk.shape[1]), np.float32)])

@@ -3,6 +3,7 @@
 import numbers
 
 import numpy as np
+import scipy.sparse
 
 
 def check_n_clusters(n_clusters) -> int:
@@ -18,19 +19,81 @@ def check_n_clusters(n_clusters) -> int:
   return int(n_clusters)
 
 
+def as_array(x, name: str = "x") -> np.ndarray:
+  """``x`` (an array, a nested list, a pandas DataFrame, a SciPy sparse matrix or an
+  object array of numbers) as a real NumPy array, or a clear error.
+
+  Raises:
+    ValueError: ragged nested lists.
+    TypeError: complex, text or other non-numeric values.
+  """
+  if scipy.sparse.issparse(x):
+    return _densify(x, name)
+  try:
+    arr = np.asarray(x)
+  except ValueError as e:  # ragged lists: "inhomogeneous shape"
+    raise ValueError(f"{name} is not a rectangular array ({e}); give every row the same "
+                     "number of values") from None
+  if arr.dtype == object:
+    text = next((v for v in arr.flat if isinstance(v, (str, bytes))), None)
+    if text is not None:  # astype would parse "1.5" silently
+      raise TypeError(f"{name} must hold numbers, got an object array holding {text!r}")
+    try:
+      arr = arr.astype(np.float64)
+    except (TypeError, ValueError, OverflowError):
+      raise TypeError(f"{name} must hold numbers (within float64's range), got an object "
+                      f"array holding {_first_non_number(arr)!r}") from None
+  if np.issubdtype(arr.dtype, np.complexfloating):
+    raise TypeError(f"{name} holds complex numbers (dtype {arr.dtype}); jdec clusters real "
+                    f"data: pass {name}.real, np.abs({name}), or the real and imaginary parts "
+                    "side by side as features")
+  if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+  return arr
+
+
+def _first_non_number(arr: np.ndarray):
+  for value in arr.flat:
+    try:
+      float(value)
+    except (TypeError, ValueError, OverflowError):
+      return value
+  return arr.flat[0]
+
+
+def _densify(x, name: str) -> np.ndarray:
+  """A SciPy sparse matrix as dense float32, written straight into the result (the
+  only dense copy; the stored values are cast first)."""
+  if np.issubdtype(x.dtype, np.complexfloating):
+    raise TypeError(f"{name} holds complex numbers (dtype {x.dtype}); jdec clusters real "
+                    f"data: pass {name}.real, abs({name}), or the real and imaginary parts "
+                    "side by side as features")
+  if x.ndim != 2:
+    raise ValueError(f"{name} must be 2-D [n_samples, n_features], got shape {x.shape}")
+  x = x.tocsr()
+  values = np.asarray(x.data)
+  if values.size and np.issubdtype(values.dtype, np.floating) and np.isfinite(values).all() \
+      and np.abs(values).max() > np.finfo(np.float32).max:
+    raise ValueError(f"{name} holds values beyond float32's range (+-3.4e38); jdec "
+                     f"computes in float32: rescale {name} first")
+  out = np.empty(x.shape, np.float32)
+  with np.errstate(over="ignore"):
+    x.astype(np.float32).toarray(out=out)
+  return out
+
+
 def check_data(x, *, n_clusters: int | None = None, name: str = "x") -> np.ndarray:
   """Checks a data matrix and returns it as float32 ``[n, d]``.
 
+  ``x`` may be anything ``as_array`` takes (SciPy sparse matrices are
+  densified).
+
   Raises:
-    ValueError: ``x`` is not 2-D, is empty, holds NaN or infinite values, or
-      has fewer rows than ``n_clusters``.
-    TypeError: ``x`` is not numeric.
+    ValueError: ``x`` is not 2-D, is empty, holds NaN or infinite values (or
+      values beyond float32's range), or has fewer rows than ``n_clusters``.
+    TypeError: ``x`` is not real and numeric.
   """
-  arr = np.asarray(x)
-  if arr.dtype == object or not (
-      np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
-  ):
-    raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+  arr = as_array(x, name)
   if arr.ndim != 2:
     hint = (
         f"; flatten it first, e.g. {name}.reshape(len({name}), -1), or pass "
@@ -44,10 +107,19 @@ def check_data(x, *, n_clusters: int | None = None, name: str = "x") -> np.ndarr
     )
   if arr.shape[0] == 0 or arr.shape[1] == 0:
     raise ValueError(f"{name} is empty: shape {arr.shape}")
-  arr = arr.astype(np.float32, copy=False)
+  wide = arr
+  with np.errstate(over="ignore"):
+    arr = arr.astype(np.float32, copy=False)
   finite = np.isfinite(arr)
   if not finite.all():
     bad_rows = np.flatnonzero(~finite.all(axis=1))
+    if wide is not arr and np.issubdtype(wide.dtype, np.floating):
+      overflow = np.isfinite(wide) & ~finite
+      if overflow.any():
+        first = int(np.flatnonzero(overflow.any(axis=1))[0])
+        raise ValueError(
+            f"{name} holds {int(overflow.sum())} value(s) beyond float32's range (+-3.4e38) "
+            f"(first: row {first}); jdec computes in float32: rescale {name} first")
     n_nan = int(np.isnan(arr).sum())
     n_inf = int(np.isinf(arr).sum())
     raise ValueError(
@@ -107,7 +179,7 @@ def check_images(x, image_shape=None, name: str = "x"):
     ValueError: ``image_shape`` is not three positive integers, or does not
       match the images or the width of the rows.
   """
-  arr = np.asarray(x)
+  arr = as_array(x, name)
   if image_shape is not None:
     try:
       image_shape = tuple(int(v) for v in image_shape)

@@ -84,7 +84,8 @@ def test_cluster_sizes_are_recorded_and_an_emptied_cluster_is_warned_about(tiny,
   warnings = [r.getMessage() for r in caplog.records if "no rows" in r.getMessage()]
   # Once per run when the cluster empties, not again at every update while it stays empty.
   assert len(warnings) == 2, warnings
-  assert "cluster 2 of seed 7 now has no rows (2 of 3 clusters in use)" in warnings[0]
+  assert "cluster 2 of seed 7 has no rows at the start of DEC (2 of 3 clusters in use)" in (
+      warnings[0])
   assert "of seed 8" in warnings[1]
 
 

@@ -129,3 +129,24 @@ def test_gradient_of_kl_wrt_log_q_and_not_p(zmu):
   np.testing.assert_array_equal(grad_p, 0.0)
   grad_log_q = jax.grad(lambda lq: dec.kl_loss_from_log(p, lq).sum())(jnp.log(q))
   np.testing.assert_allclose(grad_log_q, -p, rtol=1e-6)
+
+
+def test_log_squared_distances():
+  z = jnp.array([[0.0, 0.0], [3.0, 4.0], [1e20, 0.0]])
+  mu = jnp.array([[0.0, 0.0], [3.0, 0.0]])
+  got = np.asarray(dec.log_squared_distances(z, mu))
+  with np.errstate(divide="ignore"):  # log 0 = -inf
+    want = np.log(np.asarray([[0.0, 9.0], [25.0, 16.0], [1e40, (1e20 - 3.0) ** 2]]))
+  assert got[0, 0] == -np.inf  # a zero distance
+  np.testing.assert_allclose(got[~np.isinf(want)], want[~np.isinf(want)], rtol=1e-6)
+  # Where a point is a centre (a k-means singleton's centre is its point), the gradient
+  # is the old formula's: zero on that pair, finite everywhere.
+  weights = jnp.arange(2.0)[None, :]
+  old = lambda z_, mu_: jnp.sum(jax.nn.log_softmax(-jnp.log1p(dec.squared_distances(z_, mu_)),
+                                                  axis=1) * weights)
+  new = lambda z_, mu_: jnp.sum(dec.log_soft_assignment(z_, mu_) * weights)
+  for args in ((z[:2], mu), (mu, mu)):
+    g_new, g_old = jax.grad(new, (0, 1))(*args), jax.grad(old, (0, 1))(*args)
+    for a, b in zip(g_new, g_old):
+      assert np.all(np.isfinite(a))
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

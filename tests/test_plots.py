@@ -1,6 +1,7 @@
 """The pictures: the aligned confusion matrix, the gallery, the embedding map, the curves."""
 
 import numpy as np
+import pytest
 
 from jdec import plots
 
@@ -45,8 +46,15 @@ def test_pictures_are_written(tmp_path):
   records = [{"phase": "pretrain", "epoch": e, "loss": 1.0 / e, "seed": s}
              for s in (0, 1) for e in (1, 2, 3)]
   records += [{"phase": "dec", "iteration": i, "delta_label": d, "loss": l, "acc": a,
-               "nmi": a, "seed": s} for s in (0, 1)
-              for i, d, l, a in ((0, None, None, 0.5), (10, 0.1, 0.2, 0.6))]
+               "nmi": a, "seed": s, "cluster_sizes": [20, 20 - i, 20 + i]} for s in (0, 1)
+              for i, d, l, a in ((0, None, None, 0.5), (10, 0.1, 0.2, 0.6), (20, 0.1, 0.1, 0.7))]
+  fig = plots.training_curves_figure(records)
+  sizes = fig.axes[4]  # the smallest cluster's share, and a red x where one is empty
+  assert sizes.get_title() == "smallest cluster (share of rows)"
+  shares = [line.get_ydata().tolist() for line in sizes.lines if line.get_label() == "seed 0"]
+  assert shares == [pytest.approx([20 / 60, 10 / 60, 0.0])]
+  empty = [line for line in sizes.lines if line.get_label().startswith("empty cluster")]
+  assert [line.get_xdata().tolist() for line in empty] == [[20], [20]]
   plots.save_training_curves(tmp_path / "t.png", records)
   for name in ("g", "e", "p", "t"):
     assert (tmp_path / f"{name}.png").read_bytes()[:8] == PNG, name
