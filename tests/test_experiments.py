@@ -394,3 +394,23 @@ def test_custom_data_from_the_command_line(tmp_path):
   with pytest.raises(ValueError, match="--config.n_clusters=K"):
     runner.run(unnamed, tmp_path / "nok")
   assert not (tmp_path / "nok").exists()
+
+
+def test_resume_drops_a_cut_off_last_metrics_line_and_refuses_a_damaged_one(tmp_path):
+  from jdec.experiments import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+
+  lines = [{"phase": "kmeans_raw", "seed": 0}] + [
+      {"phase": "pretrain", "epoch": e, "loss": 1.0} for e in (1, 2, 3)]
+  text = "".join(json.dumps(l) + "\n" for l in lines)
+  (tmp_path / "metrics.jsonl").write_text(text + '{"phase": "pretr')  # killed mid-write
+  workdir_lib.restart_metrics(tmp_path, 2)
+  kept = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert kept == lines[:3]
+  assert (tmp_path / "metrics-before-resume-1.jsonl").read_text().endswith('"phase": "pretr')
+
+  damaged = text.replace('"epoch": 2', '"epoch": 2,,', 1)
+  (tmp_path / "metrics.jsonl").write_text(damaged)
+  with pytest.raises(ValueError, match=r"metrics.jsonl, line 3, is not JSON"):
+    workdir_lib.restart_metrics(tmp_path, 2)
+  assert (tmp_path / "metrics.jsonl").read_text() == damaged  # nothing moved or lost
+  assert not (tmp_path / "metrics-before-resume-2.jsonl").exists()

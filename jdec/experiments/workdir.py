@@ -86,18 +86,30 @@ def _first_free(name) -> pathlib.Path:
 def restart_metrics(workdir, epoch: int):
   """Keeps the records of the work the resumed run will not redo.
 
-  The old file is kept whole as ``metrics-before-resume-<i>.jsonl``.
+  The old file is kept whole as ``metrics-before-resume-<i>.jsonl``. A last
+  line cut off by the interruption (a kill while it was being written) is
+  dropped: its record is redone. Any other unreadable line is refused before
+  anything is moved.
+
+  Raises:
+    ValueError: a line before the last is not JSON (the file is damaged).
   """
   path = workdir / "metrics.jsonl"
   if not path.exists():
     return
-  old = path.rename(_first_free(lambda i: workdir / f"metrics-before-resume-{i}.jsonl"))
-  keep = []
-  for line in old.read_text().splitlines():
-    record = json.loads(line)
-    if record.get("phase") == "kmeans_raw" or (
-        record.get("phase") == "pretrain" and record.get("epoch", 0) <= epoch):
-      keep.append(line + "\n")
+  lines = path.read_text().splitlines()
+  records = []
+  for i, line in enumerate(lines, 1):
+    try:
+      records.append((line, json.loads(line)))
+    except json.JSONDecodeError:
+      if i < len(lines):
+        raise ValueError(f"{path}, line {i}, is not JSON: the file is damaged; move it "
+                         "away (the run then resumes without its earlier records)") from None
+  path.rename(_first_free(lambda i: workdir / f"metrics-before-resume-{i}.jsonl"))
+  keep = [line + "\n" for line, record in records
+          if record.get("phase") == "kmeans_raw" or (
+              record.get("phase") == "pretrain" and record.get("epoch", 0) <= epoch)]
   path.write_text("".join(keep))
 
 
