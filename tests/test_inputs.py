@@ -117,11 +117,6 @@ def test_sparse_lists_and_frames_train_and_predict_like_the_dense_array():
   model = dense.to_model()
   inputs = [scipy.sparse.csr_matrix(x), scipy.sparse.coo_matrix(x), x.tolist(),
             x.astype(object), x.astype(np.float64)]
-  try:
-    import pandas  # pylint: disable=g-import-not-at-top
-    inputs.append(pandas.DataFrame(x))
-  except ImportError:
-    pass
   for rows in inputs:
     np.testing.assert_array_equal(model.predict(rows), dense.labels)
   with pytest.raises(TypeError, match="complex numbers"):
@@ -132,3 +127,13 @@ def test_sparse_lists_and_frames_train_and_predict_like_the_dense_array():
   np.testing.assert_array_equal(est.predict(scipy.sparse.csr_matrix(x)), est.labels_)
   np.testing.assert_allclose(est.predict_proba(scipy.sparse.csr_matrix(x)),
                              est.predict_proba(x), rtol=1e-6)
+
+
+def test_pandas_data_frames():
+  pandas = pytest.importorskip("pandas", reason="pandas is not a jdec dependency")
+  x = np.random.default_rng(0).random((20, 3), dtype=np.float32)
+  np.testing.assert_array_equal(validation.check_data(pandas.DataFrame(x)), x)
+  with pytest.raises(TypeError, match="holding 'b'"):
+    validation.check_data(pandas.DataFrame({"a": [1.0, 2.0], "t": ["b", "c"]}))
+  with pytest.raises(ValueError, match="1 NaN"):  # a missing value, pd.NA
+    validation.check_data(pandas.DataFrame({"a": pandas.array([1, None], dtype="Int64")}))
