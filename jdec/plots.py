@@ -92,26 +92,50 @@ def cluster_gallery_figure(images, q, per_cluster: int = 10, title: str = "") ->
     lo, hi = images.min(), images.max()
     images = (images - lo) / (hi - lo if hi > lo else 1.0)
   rows = most_confident(q, per_cluster)
-  k = len(rows)
-  fig = Figure(figsize=(0.8 * per_cluster + 0.8, 0.8 * k + 0.6))
-  axes = np.asarray(fig.subplots(k, per_cluster, squeeze=False))
-  lo, hi = float(images.min()), float(images.max())
-  for j, picked in enumerate(rows):
-    for i in range(per_cluster):
-      ax = axes[j, i]
-      ax.set_xticks([])
-      ax.set_yticks([])
-      for spine in ax.spines.values():
-        spine.set_visible(False)
-      if i < len(picked):
-        ax.imshow(images[picked[i]], cmap="gray_r" if images.ndim == 3 else None,
-                  vmin=lo, vmax=hi)
-    axes[j, 0].set_ylabel(f"{j} ({int((np.asarray(q).argmax(1) == j).sum())})", rotation=0,
-                          ha="right", va="center", fontsize=8)
-  fig.suptitle(title or "most confident members of each cluster (cluster, size)", fontsize=9)
-  fig.subplots_adjust(left=0.12, right=0.99, bottom=0.01, top=1 - 0.35 / (0.8 * k + 0.6),
-                      wspace=0.05, hspace=0.05)
+  fig = Figure(figsize=(0.8 * per_cluster + 0.8, 0.8 * len(rows) + 0.6))
+  ax = fig.add_subplot()
+  grey = images.ndim == 3
+  mosaic = gallery_mosaic(images, rows, per_cluster)
+  if not grey:  # colour: the blanks transparent (matplotlib masks only single values)
+    shown = (~np.ma.getmaskarray(mosaic)[..., 0]).astype(np.float64)
+    if mosaic.shape[-1] == 4:
+      shown *= mosaic.filled(0)[..., 3]
+    mosaic = np.dstack([mosaic.filled(0)[..., :3], shown])
+  ax.imshow(mosaic, cmap="gray_r" if grey else None,
+            vmin=float(images.min()) if grey else None,
+            vmax=float(images.max()) if grey else None, interpolation="nearest")
+  h = images.shape[1] + 1  # a row of images and the gap below it
+  sizes = np.bincount(np.asarray(q).argmax(1), minlength=len(rows))
+  ax.set_yticks([j * h + (h - 1) / 2 for j in range(len(rows))],
+                [f"{j} ({sizes[j]})" for j in range(len(rows))], fontsize=8)
+  ax.set_xticks([])
+  ax.tick_params(length=0)
+  for spine in ax.spines.values():
+    spine.set_visible(False)
+  ax.set_title(title or "most confident members of each cluster (cluster, size)", fontsize=9)
+  fig.subplots_adjust(left=0.12, right=0.99, bottom=0.01, top=1 - 0.35 / (0.8 * len(rows) + 0.6))
   return fig
+
+
+def gallery_mosaic(images: np.ndarray, rows: list, per_cluster: int) -> np.ma.MaskedArray:
+  """The gallery as one picture: cluster ``j``'s images ``images[rows[j]]`` side by
+  side in row ``j``, one blank pixel between images; blanks (gaps, clusters
+  with fewer members) are masked, so they show as the background.
+
+  Args:
+    images: ``[n, h, w]`` or ``[n, h, w, c]``.
+    rows: ``k`` index arrays, each of at most ``per_cluster`` rows of ``images``.
+
+  Returns:
+    ``[k * (h + 1) - 1, per_cluster * (w + 1) - 1 (, c)]``.
+  """
+  h, w = images.shape[1:3]
+  shape = (len(rows) * (h + 1) - 1, per_cluster * (w + 1) - 1, *images.shape[3:])
+  mosaic = np.full(shape, np.nan)  # NaN under the mask: nothing to overflow a colormap
+  for j, picked in enumerate(rows):
+    for i, row in enumerate(picked[:per_cluster]):
+      mosaic[j * (h + 1):j * (h + 1) + h, i * (w + 1):i * (w + 1) + w] = images[row]
+  return np.ma.masked_invalid(mosaic)
 
 
 def save_cluster_gallery(path, images, q, per_cluster: int = 10, title: str = "") -> None:

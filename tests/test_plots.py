@@ -34,6 +34,17 @@ def test_most_confident_picks_each_clusters_surest_members():
   np.testing.assert_array_equal(second, [2, 4])
 
 
+def test_the_gallery_is_one_mosaic_with_blank_gaps():
+  images = np.arange(2 * 2 * 2, dtype=np.float64).reshape(2, 2, 2)
+  mosaic = plots.gallery_mosaic(images, [np.array([1]), np.array([0, 1])], per_cluster=2)
+  assert mosaic.shape == (5, 5)  # 2 clusters x 2 images of 2x2, a blank line between
+  np.testing.assert_array_equal(mosaic[:2, :2], images[1])
+  np.testing.assert_array_equal(mosaic[3:, :2], images[0])
+  np.testing.assert_array_equal(mosaic[3:, 3:], images[1])
+  assert mosaic.mask[:2, 2:].all() and mosaic.mask[2].all()  # cluster 0 has one image
+  assert not mosaic.mask[3:, 3:].any()
+
+
 def test_pictures_are_written(tmp_path):
   rng = np.random.default_rng(0)
   y = np.repeat(np.arange(3), 20)
