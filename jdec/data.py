@@ -13,6 +13,8 @@ import os
 import pathlib
 import socket
 import struct
+import zipfile
+import zlib
 
 import numpy as np
 from absl import logging as absl_logging
@@ -530,6 +532,74 @@ def load(name: str, data_dir=None, *, images: bool = False) -> tuple[np.ndarray,
 
 
 FILE_TYPES = (".npy", ".npz", ".csv")
+# What reading a damaged .npy/.npz can raise besides OSError and ValueError: an
+# archive that is cut off or fails its CRC, a cut compressed stream, a header
+# that announces more than memory holds.
+READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError)
+
+
+def read_error(path, e: BaseException) -> str:
+  """The message for ``e``, one of ``READ_ERRORS`` raised reading ``path``."""
+  if isinstance(e, UnicodeDecodeError):
+    return f"cannot read {path}: it is not UTF-8 text ({e.reason} at byte {e.start})"
+  if isinstance(e, MemoryError):
+    return f"cannot read {path}: {e}; the file is damaged, or too large to load whole"
+  if isinstance(e, (OSError, ValueError)):
+    return f"cannot read {path}: {e}"
+  return f"cannot read {path}: the file is damaged or truncated ({type(e).__name__}: {e})"
+
+
+def check_array_file(path) -> None:
+  """Refuses a ``.npy`` or ``.npz`` file that is not one, or is cut short, naming it.
+
+  ``np.load`` takes any file that is neither for a pickle (and says to load it
+  unsafely), and allocates whatever a ``.npy`` header announces before finding
+  the data missing: this check comes first.
+
+  Raises:
+    DataError: the file is empty, not of the type its name says, truncated, or
+      holds Python objects (which jdec never unpickles).
+  """
+  path = pathlib.Path(path)
+  if path.stat().st_size == 0:
+    raise DataError(f"{path} is empty")
+  if path.suffix.lower() == ".npz":
+    if not zipfile.is_zipfile(path):
+      raise DataError(f"{path} is not an .npz file (a zip archive of arrays): it is "
+                      "damaged, truncated or of another type; write it again with np.savez")
+    return
+  with open(path, "rb") as f:
+    if f.read(6) != b"\x93NUMPY":
+      raise DataError(f"{path} is not a .npy file (it does not start with NumPy's magic "
+                      "string): it is damaged or of another type; write it with np.save")
+    f.seek(0)
+    try:
+      version = np.lib.format.read_magic(f)
+      read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                     (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+      if read_header is None:  # another version: np.load checks it
+        return
+      shape, _, dtype = read_header(f)
+    except (ValueError, EOFError) as e:
+      raise DataError(f"{path} is damaged or truncated: its header cannot be read ({e})") \
+          from None
+    if dtype.hasobject:
+      raise DataError(f"{path} holds Python objects (dtype {dtype}), which jdec does not "
+                      "unpickle: save the rows as numbers, e.g. np.save(path, x.astype("
+                      "np.float32))")
+    announced = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    held = path.stat().st_size - f.tell()
+  if held < announced:
+    raise DataError(f"{path} is truncated: its header announces an array of shape "
+                    f"{shape} ({announced} bytes of {dtype}), but it holds {held} bytes")
+
+
+def npz_array(npz, name: str, path) -> np.ndarray:
+  """The array ``name`` of an open ``.npz``, or a ``DataError`` if it is damaged."""
+  x = npz[name]
+  if not isinstance(x, np.ndarray):  # np.load hands a member without a .npy header as bytes
+    raise DataError(f"{path}: its member {name!r} is not a .npy array: the archive is damaged")
+  return x
 
 
 def _labels(values, where: str) -> np.ndarray:
@@ -595,7 +665,8 @@ def _read_csv(path: pathlib.Path, label_column):
         raise DataError(f"{path}, line {i}: the label column is empty")
       labels.append(row[label].strip())
   if not rows:
-    raise DataError(f"{path} holds a header but no rows")
+    raise DataError(f"{path} holds a header but no rows: its only line, {header[:8]}, is "
+                    "not all numbers")
   y = None
   if label is not None:
     try:
@@ -642,20 +713,22 @@ def load_file(path, *, label_column=None, image_shape=None):
   y = None
   try:
     if suffix == ".npy":
+      check_array_file(path)
       x = np.load(path, allow_pickle=False)
     elif suffix == ".npz":
+      check_array_file(path)
       with np.load(path, allow_pickle=False) as npz:
         if "x" not in npz.files:
           raise DataError(f"{path} holds the arrays {npz.files}; name the data 'x' "
                           "(and the optional labels 'y')")
-        x = npz["x"]
-        y = _labels(npz["y"], f"{path} (y)") if "y" in npz.files else None
+        x = npz_array(npz, "x", path)
+        y = _labels(npz_array(npz, "y", path), f"{path} (y)") if "y" in npz.files else None
     else:
       x, y = _read_csv(path, label_column)
   except DataError:
     raise
-  except (OSError, ValueError, EOFError) as e:
-    raise DataError(f"cannot read {path}: {e}") from None
+  except READ_ERRORS as e:
+    raise DataError(read_error(path, e)) from None
   if not isinstance(x, np.ndarray) or x.dtype.kind not in "iufb":
     raise DataError(f"{path}: the data must be real numbers, got dtype "
                     f"{getattr(x, 'dtype', type(x).__name__)}")

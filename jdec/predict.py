@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-from jdec import checkpoint, saving
+from jdec import checkpoint, data, saving
 
 BLOCK_ROWS = 65_536  # rows read from the input at a time
 
@@ -36,9 +36,9 @@ def _npz_array(path: pathlib.Path) -> np.ndarray:
   with np.load(path, allow_pickle=False) as npz:
     names = list(npz.files)
     if "x" in names:
-      return npz["x"]
+      return data.npz_array(npz, "x", path)
     if len(names) == 1:
-      return npz[names[0]]
+      return data.npz_array(npz, names[0], path)
   raise InputError(f"{path} holds the arrays {names}; name the rows 'x'")
 
 
@@ -131,6 +131,8 @@ def read_blocks(path) -> tuple[Iterator[np.ndarray], int | None]:
     raise InputError(f"no input file {path}")
   suffix = path.suffix.lower()
   try:
+    if suffix in (".npy", ".npz"):
+      data.check_array_file(path)  # before np.load takes garbage for a pickle
     if suffix == ".npy":
       streamed = _npy_blocks(path, BLOCK_ROWS)
       if streamed is not None:
@@ -142,10 +144,12 @@ def read_blocks(path) -> tuple[Iterator[np.ndarray], int | None]:
       return _csv_blocks(path, BLOCK_ROWS), _count_csv_rows(path)
     else:
       raise InputError(f"{path}: unknown input type {suffix!r}; give .npy, .npz or .csv")
-  except (OSError, ValueError, EOFError) as e:
+  except data.DataError as e:
+    raise InputError(str(e)) from None
+  except data.READ_ERRORS as e:
     if isinstance(e, InputError):
       raise
-    raise InputError(f"cannot read {path}: {e}") from None
+    raise InputError(data.read_error(path, e)) from None
   if x.ndim == 0:
     raise InputError(f"{path} holds a scalar, not rows")
   return iter([x]), int(x.shape[0])

@@ -21,6 +21,7 @@ import pathlib
 import sys
 
 import numpy as np
+from absl import logging
 
 from jdec import checkpoint, data, plots, saving
 
@@ -29,17 +30,48 @@ PICTURES = ("confusion_matrix.png", "cluster_gallery.png", "embedding.png",
 
 
 def read_records(workdir) -> list[dict]:
-  """The records of ``workdir/metrics.jsonl`` (an unreadable line is named)."""
+  """The records of ``workdir/metrics.jsonl``.
+
+  A last line cut off by a kill while it was written (no newline after it) is
+  left out with a warning.
+
+  Raises:
+    ValueError: any other line is not a JSON object (the message names the
+      file and the line).
+  """
   path = pathlib.Path(workdir) / "metrics.jsonl"
+  lines = path.read_bytes().split(b"\n")
   records = []
-  for i, line in enumerate(path.read_text().splitlines(), 1):
+  for i, line in enumerate(lines, 1):
     if not line.strip():
       continue
     try:
-      records.append(json.loads(line))
-    except json.JSONDecodeError:
-      raise ValueError(f"{path}, line {i}, is not JSON: the file is damaged") from None
+      record = json.loads(line.decode("utf-8"))
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+      if i == len(lines):  # after the last newline: cut off
+        logging.warning("%s, line %d, was cut off (the run was stopped while writing "
+                        "it): it is left out", path, i)
+        continue
+      raise ValueError(f"{path}, line {i}, is not JSON: the file is damaged; repair or "
+                       "remove that line") from None
+    if not isinstance(record, dict):
+      raise ValueError(f"{path}, line {i}, is not a JSON object: the file is damaged; "
+                       "repair or remove that line")
+    records.append(record)
   return records
+
+
+def _read_json(path: pathlib.Path) -> dict:
+  """A work directory's ``config.json`` or ``results.json``, or a ValueError naming it."""
+  try:
+    value = json.loads(path.read_text(encoding="utf-8"))
+  except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+    raise ValueError(f"{path} is damaged ({e}); restore it, or run the experiment again "
+                     "into a new --workdir") from None
+  if not isinstance(value, dict):
+    raise ValueError(f"{path} is damaged: it holds a JSON {type(value).__name__}, not an "
+                     "object; restore it, or run the experiment again into a new --workdir")
+  return value
 
 
 def draw(folder, model, x, y=None, records=(), *, seed=None, title: str = "",
@@ -87,15 +119,21 @@ def redraw(workdir, map_method: str = "tsne") -> list[pathlib.Path]:
   if not config_path.is_file() or not (workdir / "results.json").is_file():
     raise FileNotFoundError(f"{workdir} holds no finished run (no config.json and "
                             "results.json): give the --workdir of a run that has ended")
-  config = json.loads(config_path.read_text())["experiment"]
-  dataset = config.get("dataset")
-  x, y, _ = data.load_experiment(config)
+  config = _read_json(config_path).get("experiment")
+  if not isinstance(config, dict):
+    raise ValueError(f"{config_path} is damaged: it has no 'experiment' settings; restore "
+                     "it, or run the experiment again into a new --workdir")
+  _read_json(workdir / "results.json")  # a finished run's, whole
   records = read_records(workdir)
   seeds = list(config.get("seeds") or [])
+  runs = [(seed, workdir / f"seed_{seed}" if seeds else workdir)
+          for seed in seeds or [config.get("seed", 0)]]
+  # Every file is read before the first picture is drawn over.
+  models = [saving.load(folder / "model") for _, folder in runs]
+  x, y, _ = data.load_experiment(config)
+  dataset = config.get("dataset")
   written = []
-  for seed in seeds or [config.get("seed", 0)]:
-    folder = workdir / f"seed_{seed}" if seeds else workdir
-    model = saving.load(folder / "model")
+  for (seed, folder), model in zip(runs, models):
     written += draw(folder, model, x, y, records, seed=seed if seeds else None,
                     title=f"{dataset} {config.get('recipe')} seed {seed}",
                     map_method=map_method)
@@ -111,7 +149,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   try:
     written = redraw(args.workdir, args.map)
-  except (FileNotFoundError, ValueError, KeyError, data.DataError,
+  except (OSError, ValueError, KeyError, TypeError, data.DataError,
           checkpoint.CheckpointError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

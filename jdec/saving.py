@@ -9,12 +9,13 @@ it, so ``jdec.load("runs/mnist/model")`` gives a model that predicts.
 """
 
 import json
+import math
 import pathlib
 
 import jax
 import numpy as np
 
-from jdec import checkpoint, trained
+from jdec import checkpoint, models, trained
 
 FORMAT = "jdec.model"
 FORMAT_VERSION = 1
@@ -61,6 +62,55 @@ def save(obj, path, **extra) -> pathlib.Path:
   return checkpoint.save(path, model.params, meta(model, **extra))
 
 
+def _count(v) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _counts(v, n: int | None = None) -> bool:
+  return isinstance(v, list) and len(v) >= 1 and len(v) == (n or len(v)) and all(
+      _count(w) for w in v)
+
+
+def _positive(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+# What each value of a description must be: (test, the words for it).
+_VALUES = {
+    "arch": (lambda v: v in ("dense", "conv"), "'dense' or 'conv'"),
+    "input_dim": (_count, "an integer >= 1"),
+    "hidden_dims": (_counts, "a list of integers >= 1"),
+    "conv_filters": (lambda v: _counts(v, 3), "three integers >= 1"),
+    "embed_dim": (_count, "an integer >= 1"),
+    "image_shape": (lambda v: v is None or _counts(v, 3), "null or three integers >= 1"),
+    "kernel_init": (lambda v: v in models.KERNEL_INITS, f"one of {sorted(models.KERNEL_INITS)}"),
+    "compute_dtype": (lambda v: v in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
+    "n_clusters": (_count, "an integer >= 1"),
+    "alpha": (_positive, "a number > 0"),
+    "input_scale": (_positive, "a number > 0"),
+    "input_scaling": (lambda v: v in ("none", "unit_power"), "'none' or 'unit_power'"),
+    "recipe": (lambda v: v is None or isinstance(v, str), "null or a recipe's name"),
+}
+
+
+def _check_values(path: pathlib.Path, description: dict) -> None:
+  """Refuses a description whose values no model has (a damaged or hand-edited file)."""
+  for key, (ok, want) in _VALUES.items():
+    try:
+      good = ok(description[key])
+    except TypeError:  # an unhashable JSON value tested for membership
+      good = False
+    if not good:
+      raise checkpoint.CheckpointError(
+          f"{path / 'meta.json'} is damaged: {key} must be {want}, got "
+          f"{description[key]!r}; save the model again")
+  shape = description["image_shape"]
+  if shape is not None and math.prod(shape) != description["input_dim"]:
+    raise checkpoint.CheckpointError(
+        f"{path / 'meta.json'} is damaged: image_shape {shape} does not hold input_dim="
+        f"{description['input_dim']} values; save the model again")
+
+
 def _description(path: pathlib.Path, saved: dict) -> dict:
   """The model description in ``saved`` (a ``meta.json``), checked."""
   if saved.get("format", FORMAT) != FORMAT:
@@ -83,7 +133,8 @@ def _description(path: pathlib.Path, saved: dict) -> dict:
   missing = [k for k in trained.DESCRIPTION_KEYS if k not in description]
   if missing:
     raise checkpoint.CheckpointError(f"{path / 'meta.json'} lacks {missing}: it is not a "
-                                     "complete jdec model description")
+                                     "complete jdec model description; save the model again")
+  _check_values(path, description)
   return {k: description[k] for k in trained.DESCRIPTION_KEYS}
 
 
@@ -99,6 +150,9 @@ def load(path) -> trained.TrainedModel:
   if not path.exists():
     raise FileNotFoundError(f"no model at {path}: give the folder jdec.save or an "
                             "experiment wrote (e.g. WORKDIR/model)")
+  if not path.is_dir():
+    raise checkpoint.CheckpointError(f"{path} is a file, not a model folder: give the folder "
+                                     "jdec.save or an experiment wrote (e.g. WORKDIR/model)")
   if not (path / "meta.json").is_file() or not (path / "params").is_dir():
     raise checkpoint.CheckpointError(
         f"{path} is not a jdec model folder (expected {path / 'meta.json'} and "
@@ -115,9 +169,9 @@ def load(path) -> trained.TrainedModel:
   params, _ = checkpoint.load(path)  # names what is missing or unreadable
   try:
     model = trained.TrainedModel(params, description)
-    expected = jax.eval_shape(lambda: model.module.init(
-        jax.random.key(0), np.zeros((1, model.n_features_in), np.float32),
-        decode=True)["params"])
+    expected = jax.eval_shape(  # shapes only: a damaged input_dim allocates nothing
+        lambda x: model.module.init(jax.random.key(0), x, decode=True)["params"],
+        jax.ShapeDtypeStruct((1, model.n_features_in), np.float32))
   except (ValueError, TypeError, KeyError) as e:
     raise checkpoint.CheckpointError(f"{path / 'meta.json'} describes no model jdec can "
                                      f"build: {e}") from None
@@ -127,4 +181,8 @@ def load(path) -> trained.TrainedModel:
     raise checkpoint.CheckpointError(
         f"the parameters in {path / 'params'} do not fit the model {path / 'meta.json'} "
         "describes; the folder is damaged or was assembled by hand")
+  if not all(np.isfinite(a).all() for a in jax.tree.leaves(model.params)):
+    raise checkpoint.CheckpointError(
+        f"the parameters in {path / 'params'} hold NaN or infinite values (training never "
+        "saves those): the folder is damaged; save the model again or retrain it")
   return model

@@ -47,7 +47,7 @@ def as_array(x, name: str = "x") -> np.ndarray:
     raise TypeError(f"{name} holds complex numbers (dtype {arr.dtype}); jdec clusters real "
                     f"data: pass {name}.real, np.abs({name}), or the real and imaginary parts "
                     "side by side as features")
-  if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+  if arr.dtype.kind not in "biuf":  # timedelta64 counts as a number to NumPy, not here
     raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
   return arr
 
