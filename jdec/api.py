@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jdec import (augment, cluster, inference, lloyd, metrics, models, parallel, pretrain,
-                  recipes, runs, train, validation)
+from jdec import (augment, checkpoint, cluster, inference, lloyd, metrics, models,
+                  parallel, pretrain, recipes, runs, train, validation)
 from jdec.results import FitResult, SweepResult, summarize
 
 
@@ -22,9 +22,10 @@ def pretrain_autoencoder(keys, x_dev, model, cfg, *, log_fn=None, progress=True,
   """Initialises and pretrains S autoencoders (``keys [S]``) on ``x_dev`` as
   ``cfg.pretrain`` says.
 
-  ``checkpoints`` (a ``jdec.checkpoint.Progress``) makes end-to-end
-  pretraining resumable; ``augment_fn`` transforms the batches when
-  ``cfg.pretrain.augment`` asks for it.
+  ``checkpoints`` (a ``jdec.checkpoint.Progress``) makes pretraining
+  resumable (epochs end to end, blocks of ``log_every`` steps layer-wise);
+  ``augment_fn`` transforms the batches when ``cfg.pretrain.augment`` asks
+  for it.
 
   Returns:
     The parameters, ``[S, ...]`` on every leaf, and the history.
@@ -41,14 +42,12 @@ def pretrain_autoencoder(keys, x_dev, model, cfg, *, log_fn=None, progress=True,
         augment=augment_fn if p.augment else None, checkpoints=checkpoints, **common,
     )
   if p.method == "layerwise":
-    if checkpoints is not None:
-      raise ValueError("resumable pretraining (checkpoints) works with pretrain.method="
-                       "'end_to_end' only; 'layerwise' runs from the start")
     return pretrain.pretrain_layerwise(
         data_keys, x_dev, model, params, layer_steps=p.layer_steps,
         finetune_steps=p.finetune_steps, batch_size=batch_size,
         learning_rate=p.learning_rate, lr_decay_every=p.lr_decay_every,
-        momentum=p.momentum, dropout_rate=p.dropout_rate, log_every=p.log_every, **common,
+        momentum=p.momentum, dropout_rate=p.dropout_rate, log_every=p.log_every,
+        checkpoints=checkpoints, **common,
     )
   raise ValueError(f"unknown pretrain.method {p.method!r}; use 'end_to_end' or 'layerwise'")
 
@@ -108,11 +107,14 @@ def fit(
     progress: show progress bars.
     placement: devices and data placement (``jdec.parallel.Placement``);
       default: data parallel over all devices, data kept on them.
-    checkpoints: a ``jdec.checkpoint.Progress`` to save pretraining every
-      few epochs and resume it from there after an interruption (the same
-      data, seeds and settings give the same result as an uninterrupted run;
-      ``timings["pretrain"]`` then includes the earlier runs' seconds).
-      End-to-end pretraining only.
+    checkpoints: a ``jdec.checkpoint.RunCheckpoints`` (usually
+      ``RunCheckpoints.in_folder(folder)``) to save every phase as it goes
+      (pretraining every few epochs, the k-means result, DEC every few
+      updates) and resume from the latest after an interruption: the same
+      data, seeds and settings then give the same labels, scores and
+      iterations as an uninterrupted run, and ``timings`` include the earlier
+      runs' seconds. A ``jdec.checkpoint.Progress`` checkpoints pretraining
+      only.
     image_shape: ``(h, w, c)`` of flat rows ``x [n, h*w*c]`` that are images
       (the conv recipes need it; augmentation assumes square one-channel
       images without it).
@@ -147,16 +149,19 @@ def fit(
   def run_log(record):  # a run's records name its seed
     log_fn(_with_seed(record, seeds, sweep))
 
+  checkpoints = checkpoint.as_run_checkpoints(checkpoints)
   t0 = time.perf_counter()
   if ae_params is None:
     ae_params, history["pretrain"] = pretrain_autoencoder(
         pretrain_keys, x_dev, model, cfg, log_fn=log_fn and run_log, progress=progress,
-        placement=placement, checkpoints=checkpoints, augment_fn=augment_fn)
+        placement=placement, checkpoints=checkpoints.pretrain, augment_fn=augment_fn)
     if on_pretrained:
       on_pretrained(ae_params if sweep
                     else runs.take(jax.tree.map(parallel.to_host, ae_params), 0))
-  elif checkpoints is not None:
-    raise ValueError("checkpoints resume pretraining; with ae_params there is none to run")
+  elif checkpoints.pretrain is not None:
+    raise ValueError("checkpoints.pretrain resumes pretraining; with ae_params there is "
+                     "none to run (leave it out: RunCheckpoints.in_folder(..., "
+                     "pretrain=False))")
   else:
     _check_ae_params(ae_params, model, x.shape[1], count=len(seeds) if sweep else None)
     if not sweep:
@@ -164,14 +169,13 @@ def fit(
     ae_params = placement.put(ae_params)
   jax.block_until_ready(ae_params)
   timings["pretrain"] = time.perf_counter() - t0 + (
-      checkpoints.resumed_wall_s if checkpoints is not None else 0.0)
+      checkpoints.pretrain.resumed_wall_s if checkpoints.pretrain is not None else 0.0)
 
   t0 = time.perf_counter()
-  z = _embed_runs(model, ae_params, x_dev, placement)
-  km = runs.vmap(lambda k, z_: lloyd.kmeans(k, z_, n_clusters, **cfg.kmeans),
-                 in_axes=(0, 0))(kmeans_keys, z)
-  jax.block_until_ready(km)
-  timings["kmeans"] = time.perf_counter() - t0
+  km = _kmeans_runs(kmeans_keys, model, ae_params, x_dev, n_clusters, cfg.kmeans, placement,
+                    checkpoints.kmeans)
+  timings["kmeans"] = time.perf_counter() - t0 + (
+      checkpoints.kmeans.resumed_wall_s if checkpoints.kmeans is not None else 0.0)
 
   t0 = time.perf_counter()
   clustering = models.ClusteringModel(model, n_clusters, cfg.model.alpha)
@@ -186,9 +190,11 @@ def fit(
       augment=augment_fn if d.augment else None,
       initial_labels=parallel.to_host(km.labels), y=y, log_fn=log_fn and run_log,
       progress=progress, placement=placement, names=[f"seed {s}" for s in seeds],
+      checkpoints=checkpoints.dec,
   )
   jax.block_until_ready(state)
-  timings["dec"] = time.perf_counter() - t0
+  timings["dec"] = time.perf_counter() - t0 + (
+      checkpoints.dec.resumed_wall_s if checkpoints.dec is not None else 0.0)
 
   def result(r: int) -> FitResult:
     km_r = jax.tree.map(lambda a: parallel.to_host(a[r]), km)
@@ -214,6 +220,31 @@ def fit(
   results = [result(r) for r in range(len(seeds))]
   return SweepResult(seeds=seeds, results=results,
                      summary=summarize([r.scores for r in results]), timings=timings)
+
+
+def _kmeans_runs(keys, model, ae_params, x_dev, n_clusters: int, kmeans_cfg, placement,
+                 checkpoints) -> lloyd.KMeansResult:
+  """Every run's k-means on its embedding, ``[S, ...]`` on every field; read from
+  ``checkpoints`` (a ``jdec.checkpoint.Progress``) when it holds the result,
+  saved into it otherwise."""
+  count, n = keys.shape[0], x_dev.shape[0]
+  kmeans = lambda k, z_: lloyd.kmeans(k, z_, n_clusters, **kmeans_cfg)
+  if checkpoints is not None:
+    shapes = jax.eval_shape(kmeans, keys[0], jax.ShapeDtypeStruct((n, model.embed_dim),
+                                                                  jnp.float32))
+    template = {k: np.zeros((count, *a.shape), a.dtype) for k, a in shapes._asdict().items()}
+    restored = checkpoints.restore_tree(template, fit_key=("centroids",))
+    if restored is not None:
+      checkpoints.close()
+      return placement.put(lloyd.KMeansResult(**restored[1]))
+  t0 = time.perf_counter()
+  z = _embed_runs(model, ae_params, x_dev, placement)
+  km = runs.vmap(kmeans, in_axes=(0, 0))(keys, z)
+  jax.block_until_ready(km)
+  if checkpoints is not None:
+    checkpoints.save_tree(1, km._asdict(), {"wall_s": time.perf_counter() - t0}, final=True)
+    checkpoints.close()
+  return km
 
 
 def _check_ae_params(ae_params, model, input_dim, count: int | None = None):

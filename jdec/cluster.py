@@ -10,7 +10,7 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from jdec import dec, metrics, parallel, runs, scan, train
+from jdec import checkpoint, dec, metrics, parallel, runs, scan, train
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "sharding"))
@@ -66,6 +66,29 @@ def _warn_if_emptied(name: str | None, step: int, sizes: np.ndarray, was_empty: 
                   "lower dec.learning_rate", step, clusters, verb, in_use)
 
 
+def _snapshot(state, order: list, final: list, last_labels, count: int, n: int,
+              k: int) -> dict:
+  """What a DEC checkpoint holds, on the host, with all ``count`` runs in order:
+  the state of each (the running one or the final one), its latest labels, and
+  the final log q of the stopped runs (zeros for the others)."""
+  host = lambda tree: jax.tree.map(lambda a: np.asarray(parallel.to_host(a)), tree)
+  running = host(checkpoint.savable(state)) if order else None
+  states, labels, log_q = [], [], []
+  for r in range(count):
+    if r in order:
+      j = order.index(r)
+      states.append(runs.take(running, j))
+      labels.append(last_labels[j])
+      log_q.append(np.zeros((n, k), np.float32))
+    else:
+      s, log_q_r, labels_r = final[r]
+      states.append(host(checkpoint.savable(s)))
+      labels.append(labels_r)
+      log_q.append(log_q_r)
+  return {"state": jax.tree.map(lambda *a: np.stack(a), *states),
+          "labels": np.stack(labels).astype(np.int32), "log_q": np.stack(log_q)}
+
+
 def run(
     keys: jax.Array,
     state: train.TrainState,
@@ -84,6 +107,7 @@ def run(
     progress: bool = True,
     placement: parallel.Placement | None = None,
     names: list[str] | None = None,
+    checkpoints: checkpoint.Progress | None = None,
 ) -> tuple[train.TrainState, list[dict], dict]:
   """Self-trains S runs of a ``ClusteringModel`` with DEC's objective.
 
@@ -113,6 +137,11 @@ def run(
     placement: devices and data placement (default: all devices, data on them).
     names: how messages name each run (default ``"run <i>"``; ``jdec.fit``
       passes ``"seed <s>"``).
+    checkpoints: saves every run's state, the iteration, the last labels and
+      the history every ``checkpoints.every`` updates, and once more when
+      every run has stopped; when it holds one, training continues from it
+      (P is recomputed from the states) to the result of an uninterrupted
+      run. Records' ``wall_s`` then include the earlier runs' seconds.
 
   Returns:
     The trained states ``[S, ...]``, the per-update history and ``{"labels"
@@ -138,9 +167,39 @@ def run(
   iterations, stopped_by = [None] * count, [None] * count
   names = names or [f"run {r}" for r in range(count)]
   empty = [set() for _ in range(count)]  # each run's empty clusters at the last update
-  start = time.perf_counter()
-  bar = tqdm.tqdm(total=maxiter, desc="DEC", disable=not progress, leave=False)
-  while True:
+  rounds, done, wall_s = 0, False, 0.0  # rounds: updates, each followed by training
+  n, k = x.shape[0], state.params["centroids"].shape[-2]
+  restored = None
+  if checkpoints is not None:
+    template = {"state": checkpoint.savable(state), "labels": np.zeros((count, n), np.int32),
+                "log_q": np.zeros((count, n, k), np.float32)}
+    restored = checkpoints.restore_tree(template, fit_key=("state", "params"))
+  if restored is not None:
+    rounds, tree, info = restored
+    whole = state.replace(**tree["state"])
+    order, step, history = info["order"], info["step"], info["history"]
+    iterations, stopped_by, done = info["iterations"], info["stopped_by"], info["done"]
+    empty, wall_s = [set(e) for e in info["empty"]], info["wall_s"]
+    for r in range(count):
+      if r not in order:
+        final[r] = (runs.take(whole, r), tree["log_q"][r], tree["labels"][r])
+    pick = np.asarray(order, np.int32)
+    state, keys = jax.tree.map(lambda a: a[pick], (whole, keys))
+    last_labels, loss = tree["labels"][pick], np.asarray(info["loss"], np.float64)
+
+  def save(final_save: bool):
+    if checkpoints is None or not (final_save or checkpoints.due(rounds)):
+      return
+    snapshot = _snapshot(state, order, final, last_labels, count, n, k)
+    checkpoints.save_tree(rounds, snapshot, {
+        "order": order, "step": step, "history": history, "iterations": iterations,
+        "stopped_by": stopped_by, "done": final_save, "loss": loss.tolist(),
+        "empty": [sorted(e) for e in empty], "wall_s": time.perf_counter() - start},
+        final=final_save)
+
+  start = time.perf_counter() - wall_s
+  bar = tqdm.tqdm(total=maxiter, initial=step, desc="DEC", disable=not progress, leave=False)
+  while not done:
     log_q = _log_q(state, x, placement)
     labels_dev, p = _refresh(log_q)
     labels = parallel.to_host(labels_dev).reshape(len(order), -1)
@@ -170,12 +229,17 @@ def run(
     if len(keep) < len(order):
       for j, r in enumerate(order):
         if stopped_by[r] is not None:
-          final[r] = (runs.take(state, j), log_q[j], labels[j])
+          # On the host now, by every process: log q is sharded over the devices.
+          final[r] = (runs.take(state, j), parallel.to_host(log_q[j]), labels[j])
       if not keep:
+        rounds += 1
+        order, done = [], True
+        save(final_save=True)
         break
       pick = np.asarray(keep)
       state, keys, p = jax.tree.map(lambda a: a[pick], (state, keys, p))
       labels, order = labels[pick], [order[j] for j in keep]
+      loss = loss[pick]
     limit = min(update_interval, maxiter - step)
     data = (x, parallel.to_host(p) if placement.stream else p)
     state, loss = stepper(state, data, keys, step, np.full(len(order), limit))
@@ -188,8 +252,12 @@ def run(
     step += limit
     bar.update(limit)
     last_labels = labels
+    rounds += 1
+    save(final_save=False)
+  if checkpoints is not None:
+    checkpoints.close()
   bar.close()
   states, log_qs, labels = zip(*final)
   return (runs.stack(states), history,
-          {"labels": np.stack(labels), "log_q": jnp.stack(log_qs),
+          {"labels": np.stack(labels), "log_q": np.stack(log_qs),
            "iterations": iterations, "stopped_by": stopped_by})

@@ -184,6 +184,7 @@ def pretrain_layerwise(
     log_fn: LogFn | None = None,
     progress: bool = True,
     placement: parallel.Placement | None = None,
+    checkpoints: checkpoint.Progress | None = None,
 ) -> tuple[dict, list[dict]]:
   """Greedy layer-wise denoising pretraining, then end-to-end fine-tuning.
 
@@ -197,6 +198,10 @@ def pretrain_layerwise(
   ``pretrain_end_to_end`` (S runs at once); streaming the
   data from the host is not supported for this method.
 
+  ``checkpoints`` counts blocks of ``log_every`` steps across all stages
+  (``layerwise_blocks``): it saves the stage's train state with the layers
+  trained so far, and a resumed run recomputes the stage's input from them.
+
   Returns:
     The trained autoencoder parameters (``[S, ...]``) and the history (one
     record per ``log_every`` steps and run).
@@ -209,42 +214,85 @@ def pretrain_layerwise(
   n_layers = len(widths)
   params = jax.tree.map(lambda a: a, params)  # new containers, filled in below
   tx = train.sgd(step_decay(learning_rate, lr_decay_every), momentum)
-  history = []
-  h = x
-  for i in range(n_layers):
+  blocks = layerwise_blocks(n_layers, layer_steps, finetune_steps, log_every)
+  done = [sum(blocks[:i]) for i in range(len(blocks) + 1)]  # blocks before each stage
+
+  def fresh_state(i):
+    """Stage ``i``'s initial train state: denoising pair ``i``, or the whole
+    autoencoder (``i == n_layers``) for fine-tuning."""
+    if i == n_layers:
+      return placement.put(runs.create_states(model.apply, params, tx))
     pair = DenoisingPair(
-        features=widths[i], out_features=h.shape[-1],
+        features=widths[i], out_features=x.shape[-1] if i == 0 else widths[i - 1],
         linear_hidden=i == n_layers - 1, linear_output=i == 0,
         dropout_rate=dropout_rate, kernel_init=model.kernel_init,
     )
-    row = jnp.zeros((1, h.shape[-1]), h.dtype)
+    row = jnp.zeros((1, pair.out_features), x.dtype)
     init = lambda k: pair.init(k, row, train=False)["params"]
-    pair_params = jax.vmap(init)(runs.fold_in(keys, 2 * i))
-    state = placement.put(runs.create_states(pair.apply, pair_params, tx))
-    per_run_input = i > 0  # h [S, n, width]: each run's own features
-    state, hist = _run(
-        state, _denoising_step, h, runs.fold_in(keys, 2 * i + 1),
-        num_steps=layer_steps, batch_size=batch_size,
-        steps_per_call=min(log_every, layer_steps), desc=f"layer {i + 1}/{n_layers}",
-        phase=f"pretrain_layer{i + 1}", log_fn=log_fn, progress=progress,
-        step_name="block", placement=placement, data_axis=0 if per_run_input else None,
-    )
-    history += hist
-    params["encoder"][f"dense_{i}"] = state.params["encoder"]
-    params["decoder"][f"dense_{n_layers - 1 - i}"] = state.params["decoder"]
-    relu = i < n_layers - 1
-    h = runs.vmap(functools.partial(_next_input, relu=relu),
-                  in_axes=(0, 0 if per_run_input else None))(state.params["encoder"], h)
+    return placement.put(runs.create_states(pair.apply, jax.vmap(init)(
+        runs.fold_in(keys, 2 * i)), tx))
 
-  state = placement.put(runs.create_states(model.apply, params, tx))
-  state, hist = _run(
-      state, train.reconstruction_step, x, runs.fold_in(keys, 2 * n_layers),
-      num_steps=finetune_steps, batch_size=batch_size,
-      steps_per_call=min(log_every, finetune_steps), desc="fine-tune",
-      phase="pretrain_finetune", log_fn=log_fn, progress=progress, step_name="block",
-      placement=placement,
-  )
+  # Where a checkpoint left off: its stage (the last one it holds blocks of),
+  # that stage's state, and the layers trained before it.
+  position = checkpoints.latest_epoch() if checkpoints else None
+  resume_stage, resumed, wall_s = 0, None, 0.0
+  if position:
+    if position > done[-1]:
+      raise checkpoint.CheckpointError(
+          f"{checkpoints.directory} holds block {position}, past this run's {done[-1]} "
+          "blocks; resume with the settings it was saved with")
+    resume_stage = next(i for i in range(len(blocks)) if position <= done[i + 1])
+    template = {"stage": checkpoint.savable(fresh_state(resume_stage)),
+                "params": placement.put(params)}
+    _, tree, info = checkpoints.restore_tree(template, position)
+    params, resumed, wall_s = tree["params"], tree["stage"], float(info["wall_s"])
+  t_start = time.perf_counter() - wall_s
+
+  def stage(i, step_fn, data, data_key, num_steps, desc, phase, data_axis):
+    """Trains stage ``i``, from the checkpoint when it is in it."""
+    state, start_block = fresh_state(i), 0
+    if resumed is not None and i == resume_stage:
+      state, start_block = state.replace(**resumed), position - done[i]
+    on_block = None
+    if checkpoints:  # fine-tuning trains (and donates) the autoencoder's parameters
+      on_block = lambda b, s, w: checkpoints.save_tree(
+          done[i] + b, {"stage": checkpoint.savable(s),
+                        "params": s.params if i == n_layers else params},
+          {"block": done[i] + b, "wall_s": w}, final=done[i] + b == done[-1])
+    return _run(state, step_fn, data, runs.fold_in(keys, data_key), num_steps=num_steps,
+                batch_size=batch_size, steps_per_call=min(log_every, num_steps), desc=desc,
+                phase=phase, log_fn=log_fn, progress=progress, step_name="block",
+                placement=placement, data_axis=data_axis, start_block=start_block,
+                wall_s=time.perf_counter() - t_start, on_block=on_block)
+
+  history, h = [], x
+  try:
+    for i in range(n_layers):
+      per_run_input = i > 0  # h [S, n, width]: each run's own features
+      if i >= resume_stage:
+        state, hist = stage(i, _denoising_step, h, 2 * i + 1, layer_steps,
+                            f"layer {i + 1}/{n_layers}",
+                            f"pretrain_layer{i + 1}", 0 if per_run_input else None)
+        history += hist
+        params["encoder"][f"dense_{i}"] = state.params["encoder"]
+        params["decoder"][f"dense_{n_layers - 1 - i}"] = state.params["decoder"]
+      h = runs.vmap(functools.partial(_next_input, relu=i < n_layers - 1),
+                    in_axes=(0, 0 if per_run_input else None))(
+                        params["encoder"][f"dense_{i}"], h)
+    state, hist = stage(n_layers, train.reconstruction_step, x, 2 * n_layers, finetune_steps,
+                        "fine-tune", "pretrain_finetune", None)
+  finally:
+    if checkpoints:
+      checkpoints.close()
   return state.params, history + hist
+
+
+def layerwise_blocks(n_layers: int, layer_steps: int, finetune_steps: int,
+                     log_every: int) -> list[int]:
+  """The blocks (of ``log_every`` steps) of each stage of layer-wise pretraining:
+  ``n_layers`` denoising pairs, then fine-tuning; the positions its checkpoints count."""
+  count = lambda steps: -(-steps // min(log_every, steps)) if steps else 0
+  return [count(layer_steps)] * n_layers + [count(finetune_steps)]
 
 
 @functools.partial(jax.jit, static_argnames="relu")

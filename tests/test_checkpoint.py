@@ -1,5 +1,8 @@
 """Saving and restoring parameters; nothing is ever overwritten."""
 
+import pathlib
+import shutil
+
 import jax
 import numpy as np
 import pytest
@@ -117,9 +120,8 @@ def test_progress_bad_settings(tmp_path):
     checkpoint.Progress(tmp_path / "ck", every=0)
   with pytest.raises(ValueError, match="min_interval_s must be >= 0"):
     checkpoint.Progress(tmp_path / "ck", every=1, min_interval_s=-1)
-  with pytest.raises(ValueError, match="end_to_end' only"):
-    jdec.fit(_digits(), 10, recipe="paper", progress=False,
-             checkpoints=checkpoint.Progress(tmp_path / "ck", every=2, min_interval_s=0))
+  with pytest.raises(TypeError, match="checkpoints must be a jdec.checkpoint.RunCheckpoints"):
+    jdec.fit(_digits(), 10, progress=False, checkpoints=str(tmp_path / "ck"))
 
 
 def test_checkpoints_keep_a_minimum_interval(tmp_path):
@@ -132,3 +134,67 @@ def test_checkpoints_keep_a_minimum_interval(tmp_path):
   # Due every epoch, but an hour apart: only the final epoch is written.
   assert [e for e, written in saved if written] == [5]
   assert checkpoint.Progress(tmp_path / "ck", every=1).latest_epoch() == 5
+
+
+RUN_CONFIG = {**CONFIG, "dec": {"maxiter": 40, "update_interval": 10, "tol": 0.0}}
+
+
+def _in_folder(folder):
+  return checkpoint.RunCheckpoints.in_folder(folder, every=1, dec_every=1, min_interval_s=0)
+
+
+@pytest.fixture(scope="module")
+def finished_checkpoints(tmp_path_factory):
+  """A fit that kept every phase's checkpoints (the runner removes them when done)."""
+  import jdec  # pylint: disable=import-outside-toplevel
+  folder = tmp_path_factory.mktemp("run") / "ck"
+  return jdec.fit(_digits(), 10, config=RUN_CONFIG, progress=False,
+                  checkpoints=_in_folder(folder)), folder
+
+
+def test_a_finished_fit_resumes_from_its_last_checkpoints_without_training(
+    finished_checkpoints, tmp_path):
+  import jdec  # pylint: disable=import-outside-toplevel
+  whole, kept = finished_checkpoints
+  assert sorted(p.name for p in kept.iterdir()) == ["dec", "kmeans", "pretrain"]
+  folder = pathlib.Path(shutil.copytree(kept, tmp_path / "ck"))
+  # A save a kill cut off is left as orbax's temporary folder: it is ignored.
+  latest = max(int(p.name) for p in (folder / "dec").iterdir())
+  cut = shutil.copytree(folder / "dec" / str(latest),
+                        folder / "dec" / f"{latest + 1}.orbax-checkpoint-tmp-7")
+  for data in pathlib.Path(cut).rglob("state/**/d/*"):
+    data.write_bytes(data.read_bytes()[:10])
+  assert checkpoint.RunCheckpoints.in_folder(folder).dec.latest_epoch() == latest
+  again = jdec.fit(_digits(), 10, config=RUN_CONFIG, progress=False,
+                   checkpoints=_in_folder(folder))
+  assert again.history["pretrain"] == []  # nothing trained: read from the checkpoints
+  assert again.history["dec"] == whole.history["dec"]  # the DEC history comes with them
+  np.testing.assert_array_equal(again.labels, whole.labels)
+  np.testing.assert_array_equal(again.q, whole.q)
+  np.testing.assert_array_equal(again.kmeans.labels, whole.kmeans.labels)
+  assert (again.iterations, again.stopped_by) == (40, "maxiter")
+  for a, b in zip(jax.tree.leaves(whole.state.params), jax.tree.leaves(again.state.params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def _damage(folder, how):
+  if how == "truncated data":  # every file of array data cut in half
+    for target in folder.rglob("state/**/d/*"):
+      target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+  else:  # the JSON record saved with the arrays
+    next(folder.rglob("info/metadata")).write_text('{"step": 3, "hist')
+
+
+@pytest.mark.parametrize("phase", ["pretrain", "kmeans", "dec"])
+@pytest.mark.parametrize("how", ["truncated data", "garbled info"])
+def test_a_damaged_checkpoint_is_named_and_left_as_it_is(finished_checkpoints, tmp_path,
+                                                          phase, how):
+  import jdec  # pylint: disable=import-outside-toplevel
+  folder = tmp_path / "ck"
+  shutil.copytree(finished_checkpoints[1], folder)
+  _damage(folder / phase, how)
+  before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+  with pytest.raises(checkpoint.CheckpointError,
+                     match=rf"{folder / phase}.*damaged.*move the folder away"):
+    jdec.fit(_digits(), 10, config=RUN_CONFIG, progress=False, checkpoints=_in_folder(folder))
+  assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before

@@ -214,10 +214,6 @@ def test_seed_sweep_pretrained_needs_a_sweeps_autoencoders(tmp_path):
   assert not (tmp_path / "run").exists()
 
 
-class Interrupted(Exception):
-  """Stands for a run killed right after a pretraining checkpoint."""
-
-
 def tiny_sweep_config(**changes):
   config = digits.get_config()
   config.update_from_flattened_dict({
@@ -227,22 +223,6 @@ def tiny_sweep_config(**changes):
       "dec.maxiter": 30, "dec.update_interval": 10, "kmeans.n_init": 2,
       "model.hidden_dims": (32, 32, 10), "embedding_map": "pca", **changes})
   return config
-
-
-def cut_after_epoch_4(workdir, monkeypatch):
-  """Runs ``tiny_sweep_config`` into ``workdir``, "killed" after the epoch-4 checkpoint."""
-  save = checkpoint.Progress.save
-
-  def save_then_stop(self, epoch, *args, **kwargs):
-    saved = save(self, epoch, *args, **kwargs)
-    if epoch == 4:
-      raise Interrupted
-    return saved
-
-  with monkeypatch.context() as patch:
-    patch.setattr(checkpoint.Progress, "save", save_then_stop)
-    with pytest.raises(Interrupted):
-      runner.run(tiny_sweep_config(), workdir)
 
 
 @pytest.fixture(scope="module")
@@ -271,63 +251,20 @@ def test_a_rerun_is_bit_identical(full_sweep, tmp_path):
     np.testing.assert_array_equal(a.predict(x[:300]), b.predict(x[:300]))
 
 
-def test_interrupted_sweep_resumes_to_the_same_result(full_sweep, tmp_path, monkeypatch):
-  full, full_dir = full_sweep
-  assert not (full_dir / "checkpoints").exists()  # removed once finished
-
-  cut = tmp_path / "cut"
-  cut_after_epoch_4(cut, monkeypatch)
-  assert not (cut / "results.json").exists()
-  before = (cut / "metrics.jsonl").read_text()
-
-  # Neither a plain rerun nor a resume with other settings touches it.
-  with pytest.raises(FileExistsError, match="--config.resume=True"):
-    runner.run(tiny_sweep_config(), cut)
-  with pytest.raises(ValueError, match="dec"):
-    runner.run(tiny_sweep_config(resume=True, **{"dec.tol": 0.5}), cut)
-  assert (cut / "metrics.jsonl").read_text() == before
-
-  resumed = runner.run(tiny_sweep_config(resume=True, progress=True), cut)
-  assert resumed["resumed_from_epoch"] == 4
-  for a, b in zip(full["per_seed"], resumed["per_seed"]):
-    assert (a["seed"], a["iterations"]) == (b["seed"], b["iterations"])
-    assert a["acc"] == pytest.approx(b["acc"], abs=1e-6)
-    assert a["ae_kmeans_acc"] == pytest.approx(b["ae_kmeans_acc"], abs=1e-6)
-  lines = [json.loads(l) for l in (cut / "metrics.jsonl").read_text().splitlines()]
-  for seed in (0, 1):  # each epoch logged once, the first four from before the cut
-    assert [l["epoch"] for l in lines
-            if l["phase"] == "pretrain" and l["seed"] == seed] == [1, 2, 3, 4, 5, 6]
-  assert (cut / "metrics-before-resume-1.jsonl").read_text() == before
-  assert not (cut / "checkpoints").exists()
-  for seed in (0, 1):
-    assert (cut / f"seed_{seed}" / "model" / "meta.json").exists()
-
-
-def test_resume_after_pretraining_keeps_what_was_saved(tmp_path, monkeypatch):
-  # Cut while saving the autoencoders: seed 0's is complete, seed 1's lacks meta.json.
-  save = checkpoint.save
-
-  def save_then_stop(path, params, meta):
-    out = save(path, params, meta)
-    if "seed_1" in str(path):
-      (path / "meta.json").unlink()
-      raise Interrupted
-    return out
-
-  cut = tmp_path / "cut"
-  with monkeypatch.context() as patch:
-    patch.setattr(checkpoint, "save", save_then_stop)
-    with pytest.raises(Interrupted):
-      runner.run(tiny_sweep_config(), cut)
-  kept = (cut / "seed_0" / "autoencoder" / "meta.json").stat().st_mtime_ns
-  resumed = runner.run(tiny_sweep_config(resume=True, checkpoint_every=0), cut)
-  assert resumed["resumed_from_epoch"] == 6  # the final checkpoint: no epoch redone
-  lines = [json.loads(l) for l in (cut / "metrics.jsonl").read_text().splitlines()]
-  assert sum(l["phase"] == "pretrain" for l in lines) == 12  # 6 epochs x 2 seeds, once
-  assert (cut / "seed_0" / "autoencoder" / "meta.json").stat().st_mtime_ns == kept
-  assert (cut / "seed_1" / "autoencoder" / "meta.json").exists()
-  assert (cut / "seed_1" / "autoencoder.incomplete-1").is_dir()
-  assert not (cut / "checkpoints").exists()
+def test_a_resumed_run_keeps_the_checkpoints_an_interrupted_one_saved(tmp_path):
+  from jdec.experiments import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  params = {"w": np.arange(3.0)}
+  complete, cut = tmp_path / "seed_0" / "model", tmp_path / "seed_1" / "model"
+  checkpoint.save(complete, params, {"seed": 0})
+  checkpoint.save(cut, params, {"seed": 1})
+  (cut / "meta.json").unlink()  # as a save cut off by an older jdec left it
+  kept = (complete / "meta.json").stat().st_mtime_ns
+  for path in (complete, cut):
+    workdir_lib.save_once(path, {"w": np.zeros(3)}, {"again": True}, resuming=True)
+  assert (complete / "meta.json").stat().st_mtime_ns == kept  # not rewritten
+  np.testing.assert_array_equal(checkpoint.load(complete)[0]["w"], params["w"])
+  assert checkpoint.load(cut)[1] == {"again": True}
+  assert (tmp_path / "seed_1" / "model.incomplete-1" / "params").is_dir()  # set aside
 
 
 def test_distributed_without_a_cluster_says_what_to_pass(tmp_path):
@@ -349,7 +286,7 @@ def test_resume_names_the_data_folder_by_what_it_is(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path / "data")
   again = mnist.get_config()
   again.update_from_flattened_dict({"data_dir": "../data", "resume": True})
-  assert workdir_lib.prepare(run_dir, again) == (run_dir, True)  # the same folder
+  assert workdir_lib.prepare(run_dir, again) == (run_dir, workdir_lib.RESUME)  # same folder
   again.data_dir = "../other"
   with pytest.raises(ValueError, match="data_dir"):
     workdir_lib.prepare(run_dir, again)
@@ -403,14 +340,16 @@ def test_resume_drops_a_cut_off_last_metrics_line_and_refuses_a_damaged_one(tmp_
       {"phase": "pretrain", "epoch": e, "loss": 1.0} for e in (1, 2, 3)]
   text = "".join(json.dumps(l) + "\n" for l in lines)
   (tmp_path / "metrics.jsonl").write_text(text + '{"phase": "pretr')  # killed mid-write
-  workdir_lib.restart_metrics(tmp_path, 2)
+  workdir_lib.restart_metrics(tmp_path, lambda r: r.get("epoch", 0) <= 2)
   kept = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert kept == lines[:3]
   assert (tmp_path / "metrics-before-resume-1.jsonl").read_text().endswith('"phase": "pretr')
 
-  damaged = text.replace('"epoch": 2', '"epoch": 2,,', 1)
-  (tmp_path / "metrics.jsonl").write_text(damaged)
-  with pytest.raises(ValueError, match=r"metrics.jsonl, line 3, is not JSON"):
-    workdir_lib.restart_metrics(tmp_path, 2)
-  assert (tmp_path / "metrics.jsonl").read_text() == damaged  # nothing moved or lost
-  assert not (tmp_path / "metrics-before-resume-2.jsonl").exists()
+  for damaged, says in ((text.replace('"epoch": 2', '"epoch": 2,,', 1), "is not JSON"),
+                        (text.replace(json.dumps(lines[2]), "[2]", 1), "is not a JSON object")):
+    (tmp_path / "metrics.jsonl").write_text(damaged)
+    with pytest.raises(ValueError, match=rf"metrics.jsonl, line 3, {says}"):
+      workdir_lib.restart_metrics(tmp_path, lambda r: True)
+    assert (tmp_path / "metrics.jsonl").read_text() == damaged  # nothing moved or lost
+    assert not (tmp_path / "metrics-before-resume-2.jsonl").exists()
+  assert not list(tmp_path.glob(".*partial*"))

@@ -16,6 +16,8 @@ import sys
 
 import numpy as np
 import pytest
+
+from jdec import checkpoint
 from conftest import FAST_COMPILE_FLAGS
 
 WORKER = pathlib.Path(__file__).with_name("parallel_worker.py")
@@ -122,9 +124,33 @@ def _assert_same_sweep(got, want):
     assert a["ae_kmeans_acc"] == pytest.approx(b["ae_kmeans_acc"], abs=1e-6)
 
 
+class Interrupted(Exception):
+  """Stands for a run killed right after a DEC checkpoint."""
+
+
+def cut_after_first_dec_update(workdir, monkeypatch):
+  """Runs ``tiny_sweep_config`` into ``workdir``, "killed" once the checkpoint of its
+  first DEC update is written."""
+  from jdec.experiments import runner  # pylint: disable=g-import-not-at-top
+  from test_experiments import tiny_sweep_config  # pylint: disable=g-import-not-at-top
+  save_tree = checkpoint.Progress.save_tree
+
+  def save_then_stop(self, epoch, tree, info, *, final=False):
+    written = save_tree(self, epoch, tree, info, final=final)
+    if written and self.directory.name == "dec" and epoch == 1:
+      self.close()
+      raise Interrupted
+    return written
+
+  with monkeypatch.context() as patch:
+    patch.setattr(checkpoint.Progress, "save_tree", save_then_stop)
+    with pytest.raises(Interrupted):
+      runner.run(tiny_sweep_config(checkpoint_every_updates=1), workdir)
+
+
 def test_two_process_command_line_sweep_matches_one_and_resumes(tmp_path, monkeypatch):
   from jdec.experiments import runner  # pylint: disable=g-import-not-at-top
-  from test_experiments import cut_after_epoch_4, tiny_sweep_config  # pylint: disable=g-import-not-at-top
+  from test_experiments import tiny_sweep_config  # pylint: disable=g-import-not-at-top
 
   want = runner.run(tiny_sweep_config(), tmp_path / "single")
 
@@ -138,19 +164,21 @@ def test_two_process_command_line_sweep_matches_one_and_resumes(tmp_path, monkey
   assert got["process_count"] == 2 and got["device_count"] == 2
   _assert_same_sweep(got, want)
 
-  # A run cut after its epoch-4 checkpoint is resumed by two processes: process 0 reads the
-  # checkpoint and sends it to process 1.
+  # A run cut in DEC is resumed by two processes: process 0 reads the checkpoints of every
+  # phase and sends them to process 1.
   cut = tmp_path / "cut"
-  cut_after_epoch_4(cut, monkeypatch)
+  cut_after_first_dec_update(cut, monkeypatch)
   outputs, codes = _cli("digits", [cut, tmp_path / "never"], *SWEEP_FLAGS,
                         "--config.resume=True")
   assert codes == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
   resumed = json.loads((cut / "results.json").read_text())
-  assert resumed["resumed_from_epoch"] == 4 and resumed["process_count"] == 2
+  assert resumed["resumed_from_dec_iteration"] == 10 and resumed["process_count"] == 2
   _assert_same_sweep(resumed, want)
   lines = [json.loads(l) for l in (cut / "metrics.jsonl").read_text().splitlines()]
   assert [l["epoch"] for l in lines if l["phase"] == "pretrain" and l["seed"] == 1] == [
       1, 2, 3, 4, 5, 6]
+  dec = [(l["seed"], l["iteration"]) for l in lines if l["phase"] == "dec"]
+  assert len(dec) == len(set(dec)) and (1, 10) in dec  # each update once
   assert not (tmp_path / "never").exists()
 
   # Refusals reach every process: none goes on alone into a collective.

@@ -36,7 +36,8 @@ def base_config(dataset: str, n_clusters: int) -> ml_collections.ConfigDict:
   config.embedding_map = "tsne"  # embedding.png: 'tsne' or 'pca' (quicker)
   config.stream = False  # keep the data on the host and send batches (large data)
   config.stream_steps = 64  # steps per block sent when streaming
-  config.checkpoint_every = 10  # pretraining epochs between checkpoints (0: none)
+  config.checkpoint_every = 10  # pretraining epochs (layer-wise: blocks) between checkpoints
+  config.checkpoint_every_updates = 5  # DEC updates between checkpoints (both 0: none)
   config.checkpoint_min_interval_s = 60.0  # ... and at least this many seconds apart
   config.resume = False  # continue the unfinished run in --workdir (or start one)
   # Several processes (hosts): jax.distributed.initialize() before anything else.

@@ -6,10 +6,12 @@ autoencoder, reusable with ``--config.pretrained``), ``model/`` (the trained
 clustering model, read by ``jdec.load`` and ``python -m jdec.predict``),
 the pictures of ``jdec.report`` (``confusion_matrix.png``, ``cluster_gallery.png``
 for images, ``embedding.png``, ``training_curves.png``) and ``results.json``, plus
-``kmeans_raw.json`` (the raw-input baseline). While pretraining it holds
-``checkpoints/pretrain/`` (every ``checkpoint_every`` epochs), from which
-``--config.resume=True`` continues an interrupted run; the folder is removed
-once the run has finished.
+``kmeans_raw.json`` (the raw-input baseline). While the run goes on it holds
+``checkpoints/{pretrain,kmeans,dec}/`` (every ``checkpoint_every`` epochs or
+blocks, the k-means result, every ``checkpoint_every_updates`` DEC updates),
+from which ``--config.resume=True`` continues an interrupted run to the
+result an uninterrupted one gives; ``results.json``, written last, marks the
+run finished, and the checkpoints are then removed.
 
 Several processes (``--config.distributed=True``, one process per host, all
 started with the same command) train as one data-parallel program; only
@@ -140,16 +142,19 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
   ae_params = _load_pretrained(config.pretrained, meta, seeds) if config.pretrained else None
 
   def prepare():  # the writer's decision, shared
-    path, started = workdir_lib.prepare(workdir, config)
-    return str(path), started
+    path, found = workdir_lib.prepare(workdir, config)
+    return str(path), found
 
-  workdir, resuming = parallel.from_writer(prepare, USER_ERRORS)
+  workdir, found = parallel.from_writer(prepare, USER_ERRORS)
   workdir = pathlib.Path(workdir)
-  progress = workdir_lib.pretrain_progress(config, recipe, workdir)
+  if found == workdir_lib.FINISHED:
+    return parallel.from_writer(lambda: _finished(workdir), USER_ERRORS)
+  resuming = found == workdir_lib.RESUME
+  checkpoints = workdir_lib.run_checkpoints(config, workdir)
   if writer and not resuming:
-    (workdir / "config.json").write_text(json.dumps(
-        {"experiment": config.to_dict(), "resolved": recipe.to_dict(),
-         "n_samples": int(x.shape[0])}, indent=2, sort_keys=True, default=str))
+    workdir_lib.write_json(workdir / "config.json", {
+        "experiment": config.to_dict(), "resolved": recipe.to_dict(),
+        "n_samples": int(x.shape[0])}, default=str)
   results = {"dataset": config.dataset, "recipe": config.recipe,
              "n_samples": int(x.shape[0]), "n_clusters": config.n_clusters,
              "stream": config.stream}
@@ -158,9 +163,9 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
   else:
     results["seed"] = config.seed
   if resuming:
-    results["resumed_from_epoch"] = (progress.latest_epoch() or 0) if progress else 0
-    if writer:
-      workdir_lib.restart_metrics(workdir, results["resumed_from_epoch"])
+    where, keep = workdir_lib.resume_point(checkpoints, recipe, workdir)
+    results.update(where)
+    parallel.from_writer(lambda: workdir_lib.restart_metrics(workdir, keep), USER_ERRORS)
 
   def save(path, params, meta_):
     if writer:  # params: numpy, or replicated arrays (whose host copy is local)
@@ -195,7 +200,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
         x, config.n_clusters, recipe=config.recipe, config=overrides,
         seed=config.seed, seeds=seeds, y=y, ae_params=ae_params, log_fn=log,
         progress=config.progress and writer, on_pretrained=save_pretrained,
-        placement=placement, checkpoints=progress, image_shape=image_shape,
+        placement=placement, checkpoints=checkpoints, image_shape=image_shape,
         dataset=config.dataset,
     )
   system = _system()
@@ -212,7 +217,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
            "time_kmeans_s": result.timings["kmeans"], "time_dec_s": result.timings["dec"],
            **system}
     if seeds and writer:
-      (folder / "results.json").write_text(json.dumps(one, indent=2, sort_keys=True))
+      workdir_lib.write_json(folder / "results.json", one)
     per_seed.append(one)
   if not seeds:
     results = per_seed[0]
@@ -228,12 +233,9 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
     table = tables.sweep_table(results)
   if writer:
     print(table)
-    (workdir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
-    if progress:
-      workdir_lib.remove_pretrain_checkpoints(workdir)
     records = report.read_records(workdir)
     for seed, result in zip(seeds or [config.seed], fitted.results if seeds else [fitted]):
-      try:  # the results are written: a picture that fails costs only itself
+      try:  # a picture that fails costs only itself
         report.draw(seed_dir(seed), result, x, y, records, seed=seed if seeds else None,
                     map_method=config.embedding_map,
                     title=f"{config.dataset} {config.recipe} seed {seed}")
@@ -241,6 +243,28 @@ def run(config: ml_collections.ConfigDict, workdir) -> dict:
         logging.warning("could not draw the pictures of seed %s: %s: %s (the results are "
                         "saved; python -m jdec.report %s draws them again)", seed,
                         type(e).__name__, e, workdir)
+    # results.json marks the run finished: written last, whole, and only then are
+    # the checkpoints removed (a run cut off in between has nothing left to do).
+    workdir_lib.write_json(workdir / "results.json", results)
+    if checkpoints is not None:
+      workdir_lib.remove_checkpoints(workdir)
+  return results
+
+
+def _finished(workdir) -> dict:
+  """The results of the finished run in ``workdir`` (resumed once more): its
+  checkpoints, if a cut left them, are removed; nothing else is touched."""
+  path = workdir / "results.json"
+  results = workdir_lib.read_json(path)
+  try:
+    table = tables.sweep_table(results) if "per_seed" in results else tables.summary_table(
+        results)
+  except (KeyError, TypeError, ValueError, AttributeError):
+    raise ValueError(f"{path} is damaged: it is not the results of a jdec run; move it "
+                     "away or restore it from a copy (nothing was changed)") from None
+  workdir_lib.remove_checkpoints(workdir)
+  print(f"{workdir} holds a finished run; its results:")
+  print(table)
   return results
 
 
@@ -258,7 +282,7 @@ def _kmeans_raw(config, recipe, x, y, seeds, workdir, log) -> dict:
   """k-means on the raw input per seed: the baseline, kept in ``kmeans_raw.json``."""
   path = workdir / "kmeans_raw.json"
   if path.exists():  # a resumed run: computed before the interruption
-    return {int(k): v for k, v in json.loads(path.read_text()).items()}
+    return workdir_lib.read_kmeans_raw(path)
   raw = {}
   for seed in seeds or [config.seed]:
     t0 = time.perf_counter()
@@ -269,7 +293,7 @@ def _kmeans_raw(config, recipe, x, y, seeds, workdir, log) -> dict:
       raw[seed].update({"kmeans_raw_acc": metrics.cluster_acc(y, labels),
                         "kmeans_raw_nmi": metrics.nmi(y, labels)})
     log({"phase": "kmeans_raw", "seed": seed, "acc": raw[seed].get("kmeans_raw_acc")})
-  path.write_text(json.dumps(raw, indent=2))
+  workdir_lib.write_json(path, raw)
   return raw
 
 

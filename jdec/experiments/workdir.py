@@ -1,23 +1,61 @@
 """The work directory's life: refuse to overwrite, resume what was cut off, tidy up.
 
-``prepare`` decides whether a directory starts a run or continues one;
-``pretrain_progress`` gives the pretraining checkpoints that make it
-resumable; ``save_once`` keeps what an interrupted run already saved.
+``prepare`` decides whether a directory starts a run, continues one or holds
+a finished one; ``run_checkpoints`` gives the checkpoints of every phase that
+make it resumable; ``restart_metrics`` keeps the records of the work a resumed
+run will not redo; ``save_once`` keeps what an interrupted run already saved;
+``write_json`` writes a file whole or not at all.
 """
 
 import json
+import os
 import pathlib
 import shutil
+from typing import Callable
 
-from jdec import checkpoint, parallel
+from jdec import checkpoint, parallel, pretrain
 
 # Settings that may change when a run is resumed: they do not affect its result.
 RESUMABLE_CHANGES = ("resume", "progress", "embedding_map", "checkpoint_every",
-                     "checkpoint_min_interval_s",
+                     "checkpoint_every_updates", "checkpoint_min_interval_s",
                      "distributed", "coordinator_address", "num_processes", "process_id")
-PRETRAIN_CHECKPOINTS = pathlib.Path("checkpoints") / "pretrain"
+CHECKPOINTS = pathlib.Path("checkpoints")
 # Settings that name files or folders: "../data" and "/abs/data" may be the same one.
 PATH_SETTINGS = ("data_dir", "pretrained", "data")
+NEW, RESUME, FINISHED = "new", "resume", "finished"
+
+
+def write_text(path, text: str) -> None:
+  """Writes ``text`` into ``path`` through a temporary file: a kill leaves the old
+  file or the new one, never a part (nor, after the next write, the temporary file)."""
+  path = pathlib.Path(path)
+  for stale in path.parent.glob(f".{path.name}.partial-*"):  # left by a killed write
+    stale.unlink()
+  partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+  partial.write_text(text)
+  os.replace(partial, path)
+
+
+def write_json(path, value, **dumps_args) -> None:
+  """``value`` as JSON into ``path``, whole or not at all (``write_text``)."""
+  write_text(path, json.dumps(value, indent=2, sort_keys=True, **dumps_args))
+
+
+def read_json(path, required: tuple = ()) -> dict:
+  """A JSON object jdec wrote, holding the keys ``required``; a ``ValueError`` naming
+  the file when it is damaged."""
+  try:
+    value = json.loads(pathlib.Path(path).read_text())
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ValueError(f"{path} is damaged ({e}); move it away or restore it from a copy "
+                     "(nothing was changed)") from None
+  missing = [k for k in required if k not in value] if isinstance(value, dict) else None
+  if missing is None or missing:
+    what = (f"it lacks {missing}" if missing else
+            f"it holds a JSON {type(value).__name__}, not an object")
+    raise ValueError(f"{path} is damaged: {what}; move it away or restore it from a copy "
+                     "(nothing was changed)")
+  return value
 
 
 def _as_json(value):
@@ -31,10 +69,13 @@ def _setting(name: str, value):
   return value
 
 
-def prepare(workdir, config) -> tuple[pathlib.Path, bool]:
-  """The work directory, made ready; ``True`` when it holds a run to continue."""
+def prepare(workdir, config) -> tuple[pathlib.Path, str]:
+  """The work directory, made ready, and what it holds: ``NEW`` (nothing yet),
+  ``RESUME`` (an unfinished run to continue) or ``FINISHED`` (a finished run,
+  with ``--config.resume=True``)."""
   workdir = pathlib.Path(workdir).expanduser().absolute()
-  if (workdir / "results.json").exists():
+  finished = (workdir / "results.json").exists()
+  if finished and not config.resume:
     hint = (f" (reuse its autoencoder with --config.pretrained={workdir / 'autoencoder'})"
             if (workdir / "autoencoder").exists() else "")
     raise FileExistsError(f"{workdir} already holds a finished run; pick a new "
@@ -44,10 +85,11 @@ def prepare(workdir, config) -> tuple[pathlib.Path, bool]:
     raise FileExistsError(
         f"{workdir} holds an unfinished run; continue it with --config.resume=True "
         "(same settings), or pick a new --workdir")
-  if not started and (workdir / "autoencoder").exists():
-    raise FileExistsError(f"{workdir} already holds an autoencoder; pick a new --workdir")
+  if not started and ((workdir / "autoencoder").exists() or finished):
+    raise FileExistsError(f"{workdir} already holds an autoencoder or results but no "
+                          "config.json; pick a new --workdir")
   if started:
-    saved = json.loads((workdir / "config.json").read_text())["experiment"]
+    saved = read_json(workdir / "config.json", ("experiment",))["experiment"]
     now = _as_json(config.to_dict())
     changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES
                      and _setting(k, saved.get(k)) != _setting(k, now.get(k)))
@@ -57,22 +99,27 @@ def prepare(workdir, config) -> tuple[pathlib.Path, bool]:
           f"started with: {', '.join(changed)} (saved: "
           f"{ {k: saved.get(k) for k in changed} }); resume with the same settings")
   workdir.mkdir(parents=True, exist_ok=True)
-  return workdir, started
+  return workdir, FINISHED if finished else RESUME if started else NEW
 
 
-def pretrain_progress(config, recipe, workdir) -> "checkpoint.Progress | None":
-  """Periodic pretraining checkpoints in the work directory, when they apply."""
-  if config.checkpoint_every < 0:
-    raise ValueError(f"checkpoint_every must be >= 0 epochs, got {config.checkpoint_every}")
-  if config.pretrained or recipe.pretrain.method != "end_to_end":
+def run_checkpoints(config, workdir) -> "checkpoint.RunCheckpoints | None":
+  """The checkpoints of every phase in ``workdir/checkpoints``, when they apply.
+
+  With both intervals 0 there are none, except that a run resumed with them
+  still continues from the checkpoints already there (taking no new ones but
+  the ends of its phases).
+  """
+  for name in ("checkpoint_every", "checkpoint_every_updates"):
+    if config[name] < 0:
+      raise ValueError(f"{name} must be >= 0, got {config[name]}")
+  never = 2**31 - 1
+  there = parallel.from_writer((workdir / CHECKPOINTS).exists)
+  if not (config.checkpoint_every or config.checkpoint_every_updates or there):
     return None
-  every = config.checkpoint_every
-  if not every and parallel.from_writer((workdir / PRETRAIN_CHECKPOINTS).exists):
-    every = 2**31 - 1  # no new periodic saves, but resume from the one there
-  if not every:
-    return None
-  return checkpoint.Progress(workdir / PRETRAIN_CHECKPOINTS, every,
-                             config.checkpoint_min_interval_s)
+  return checkpoint.RunCheckpoints.in_folder(
+      workdir / CHECKPOINTS, every=config.checkpoint_every or never,
+      dec_every=config.checkpoint_every_updates or never,
+      min_interval_s=config.checkpoint_min_interval_s, pretrain=not config.pretrained)
 
 
 def _first_free(name) -> pathlib.Path:
@@ -83,35 +130,104 @@ def _first_free(name) -> pathlib.Path:
   return name(i)
 
 
-def restart_metrics(workdir, epoch: int):
-  """Keeps the records of the work the resumed run will not redo.
+def restart_metrics(workdir, keep: Callable[[dict], bool]):
+  """Keeps the records of the work the resumed run will not redo: those ``keep``
+  accepts.
 
-  The old file is kept whole as ``metrics-before-resume-<i>.jsonl``. A last
-  line cut off by the interruption (a kill while it was being written) is
-  dropped: its record is redone. Any other unreadable line is refused before
-  anything is moved.
+  The old file is first copied whole to ``metrics-before-resume-<i>.jsonl``,
+  then replaced at once by the kept records (a kill leaves one or the other).
+  A last line cut off by the interruption (a kill while it was being written)
+  is dropped: its record is redone. Any other unreadable line is refused before
+  anything is written.
 
   Raises:
-    ValueError: a line before the last is not JSON (the file is damaged).
+    ValueError: a line before the last is not a JSON object of a jdec record
+      (the file is damaged).
   """
   path = workdir / "metrics.jsonl"
   if not path.exists():
     return
   lines = path.read_text().splitlines()
-  records = []
+  kept = []
   for i, line in enumerate(lines, 1):
+    damaged = f"{path}, line {i}, is not JSON"
     try:
-      records.append((line, json.loads(line)))
-    except json.JSONDecodeError:
-      if i < len(lines):
-        raise ValueError(f"{path}, line {i}, is not JSON: the file is damaged; move it "
-                         "away (the run then resumes without its earlier records)") from None
-  path.rename(_first_free(lambda i: workdir / f"metrics-before-resume-{i}.jsonl"))
-  keep = [line + "\n" for line, record in records
-          if record.get("phase") == "kmeans_raw" or (
-              record.get("phase") == "pretrain" and record.get("epoch", 0) <= epoch)]
-  path.write_text("".join(keep))
+      record = json.loads(line)
+      if not isinstance(record, dict):
+        damaged = f"{path}, line {i}, is not a JSON object"
+        raise ValueError
+      if keep(record):
+        kept.append(line + "\n")
+    except (ValueError, KeyError, TypeError):  # JSONDecodeError is a ValueError
+      if i == len(lines):  # cut off by the kill
+        continue
+      raise ValueError(f"{damaged}: the file is damaged; move it away (the run then "
+                       "resumes without its earlier records)") from None
+  shutil.copyfile(path, _first_free(lambda i: workdir / f"metrics-before-resume-{i}.jsonl"))
+  write_text(path, "".join(kept))
 
+
+def resume_point(checkpoints, recipe, workdir) -> tuple[dict, Callable[[dict], bool]]:
+  """Where a resumed run continues (for ``results.json``) and which of the
+  ``metrics.jsonl`` records it keeps: those of the work it will not redo.
+
+  Every checkpoint and file it will read is read whole first, so that a damaged
+  one stops the resume before anything is changed. Every process calls it.
+  """
+  ck = checkpoints or checkpoint.RunCheckpoints()
+  for phase in ck:
+    if phase is not None:
+      phase.verify()
+  epoch = ck.pretrain.latest_epoch() if ck.pretrain else None
+  after_kmeans = ck.kmeans is not None and ck.kmeans.latest_epoch() is not None
+  dec = ck.dec.read_info() if ck.dec else None
+  where = {"resumed_from_epoch": epoch or 0}  # layer-wise: blocks
+  if after_kmeans:
+    where["resumed_after_kmeans"] = True
+  if dec:
+    where["resumed_from_dec_iteration"] = dec["step"]
+
+  def raw_done() -> bool:  # damaged: refused before anything changes
+    path = workdir / "kmeans_raw.json"
+    if path.exists():
+      read_kmeans_raw(path)
+    return path.exists()
+
+  raw = parallel.from_writer(raw_done, (ValueError,))
+  p = recipe.pretrain
+  blocks = (pretrain.layerwise_blocks(len(recipe.model.hidden_dims), p.layer_steps,
+                                      p.finetune_steps, p.log_every)
+            if p.method == "layerwise" else [])
+
+  def position(record) -> int:  # the pretraining checkpoint position a record ends
+    phase = record["phase"]
+    if phase == "pretrain":
+      return record["epoch"]
+    stage = (len(blocks) - 1 if phase == "pretrain_finetune"
+             else int(phase.removeprefix("pretrain_layer")) - 1)
+    return sum(blocks[:stage]) + record["block"]
+
+  def keep(record) -> bool:
+    phase = record.get("phase", "")
+    if phase == "kmeans_raw":
+      return raw
+    if phase == "dec":
+      return dec is not None and (dec["done"] or record["iteration"] < dec["step"])
+    if phase.startswith("pretrain"):  # a finished pretraining has its final checkpoint
+      return epoch is not None and position(record) <= epoch
+    return False
+
+  return where, keep
+
+
+def read_kmeans_raw(path) -> dict:
+  """``{seed: scores}`` from ``kmeans_raw.json``; a ``ValueError`` naming it when damaged."""
+  raw = read_json(path)
+  try:
+    return {int(k): dict(v) for k, v in raw.items()}
+  except (ValueError, TypeError):
+    raise ValueError(f"{path} is damaged: it is not a mapping of seeds to scores; move it "
+                     "away (the run then computes it again)") from None
 
 
 def save_once(path, params, meta: dict, *, resuming: bool):
@@ -127,9 +243,7 @@ def save_once(path, params, meta: dict, *, resuming: bool):
   checkpoint.save(path, params, meta)
 
 
-def remove_pretrain_checkpoints(workdir):
-  """Removes them once the run has finished: ``autoencoder/`` holds the same parameters."""
-  shutil.rmtree(workdir / PRETRAIN_CHECKPOINTS)
-  parent = workdir / PRETRAIN_CHECKPOINTS.parent
-  if not any(parent.iterdir()):
-    parent.rmdir()
+def remove_checkpoints(workdir):
+  """Removes them once the run has finished: ``autoencoder/`` and ``model/`` hold
+  what they led to."""
+  shutil.rmtree(workdir / CHECKPOINTS, ignore_errors=True)
