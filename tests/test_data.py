@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jdec import data
+from jdec import data, reuters
 
 
 def write_idx(path, array, compress=True):
@@ -401,7 +401,7 @@ def test_reuters10k_second_call_reads_the_cache(tmp_path):
   bunch, _ = fake_rcv1()
   fetch, calls = counting_fetch(bunch)
   x, y = data.load_reuters10k(tmp_path, n_docs=30, n_terms=5, fetch=fetch)
-  path = data.reuters10k_cache_path(tmp_path, n_docs=30, n_terms=5, seed=1234)
+  path = reuters.reuters10k_cache_path(tmp_path, n_docs=30, n_terms=5, seed=1234)
   assert path.is_file() and len(calls) == 1
 
   def offline(**_):
@@ -476,7 +476,7 @@ def test_reuters10k_offline_without_data_says_what_to_do(tmp_path):
   assert calls == [False]
   message = str(info.value)
   assert str(tmp_path / "RCV1") in message and "with internet" in message
-  assert str(data.reuters10k_cache_path(tmp_path)) in message
+  assert str(reuters.reuters10k_cache_path(tmp_path)) in message
 
   def broken(data_home, download_if_missing):
     if not download_if_missing:
