@@ -48,8 +48,7 @@ def save(path, params, meta: dict) -> pathlib.Path:
   # Written into a sibling folder, renamed when complete: the folder appears whole or not
   # at all.
   partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-  for stale in path.parent.glob(f".{path.name}.partial-*"):  # left by a killed save
-    shutil.rmtree(stale, ignore_errors=True)
+  remove_stale_partials(path)
   partial.mkdir(parents=True)
   try:
     with ocp.StandardCheckpointer(multiprocessing_options=_WRITER_ONLY) as checkpointer:
@@ -60,6 +59,29 @@ def save(path, params, meta: dict) -> pathlib.Path:
     shutil.rmtree(partial, ignore_errors=True)
     raise
   return path
+
+
+def remove_stale_partials(path) -> None:
+  """Removes the ``.<name>.partial-<pid>`` siblings of ``path`` that killed writers left:
+  those of processes no longer running (and this process's own)."""
+  path = pathlib.Path(path)
+  for stale in path.parent.glob(f".{path.name}.partial-*"):
+    pid = stale.name.rsplit("-", 1)[-1]
+    if pid.isdigit() and (int(pid) == os.getpid() or not _running(int(pid))):
+      if stale.is_dir():
+        shutil.rmtree(stale, ignore_errors=True)
+      else:
+        stale.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # another user's: running
+    return True
+  return True
 
 
 def load(path) -> tuple[dict, dict]:

@@ -199,63 +199,65 @@ def run(
 
   start = time.perf_counter() - wall_s
   bar = tqdm.tqdm(total=maxiter, initial=step, desc="DEC", disable=not progress, leave=False)
-  while not done:
-    log_q = _log_q(state, x, placement)
-    labels_dev, p = _refresh(log_q)
-    labels = parallel.to_host(labels_dev).reshape(len(order), -1)
-    for j, r in enumerate(order):
-      delta = None if last_labels is None else float(np.mean(labels[j] != last_labels[j]))
-      sizes = np.bincount(labels[j], minlength=log_q.shape[-1])
-      _warn_if_emptied(names[r] if count > 1 else None, step, sizes, empty[r])
-      empty[r] = set(np.flatnonzero(sizes == 0).tolist())
-      record = {"phase": "dec", "iteration": step, "run": r, "delta_label": delta,
-                "loss": None if np.isnan(loss[j]) else float(loss[j]),
-                "cluster_sizes": sizes.tolist(), "wall_s": time.perf_counter() - start}
-      if y is not None:
-        record.update(metrics.scores(y, labels[j]))
-      history.append(record)
-      if log_fn:
-        log_fn(record)
-      if step > 0 and delta < tol:
-        iterations[r], stopped_by[r] = step, "tol"
-      elif step >= maxiter:
-        iterations[r], stopped_by[r] = step, "maxiter"
-    latest = history[-len(order):]
-    bar.set_postfix(delta=f"{max(h['delta_label'] or 0 for h in latest):.4f}",
-                    **({"acc": f"{np.mean([h['acc'] for h in latest]):.4f}"}
-                       if y is not None else {}),
-                    **({"runs": len(order)} if count > 1 else {}))
-    keep = [j for j, r in enumerate(order) if stopped_by[r] is None]
-    if len(keep) < len(order):
+  try:
+    while not done:
+      log_q = _log_q(state, x, placement)
+      labels_dev, p = _refresh(log_q)
+      labels = parallel.to_host(labels_dev).reshape(len(order), -1)
       for j, r in enumerate(order):
-        if stopped_by[r] is not None:
-          # On the host now, by every process: log q is sharded over the devices.
-          final[r] = (runs.take(state, j), parallel.to_host(log_q[j]), labels[j])
-      if not keep:
-        rounds += 1
-        order, done = [], True
-        save(final_save=True)
-        break
-      pick = np.asarray(keep)
-      state, keys, p = jax.tree.map(lambda a: a[pick], (state, keys, p))
-      labels, order = labels[pick], [order[j] for j in keep]
-      loss = loss[pick]
-    limit = min(update_interval, maxiter - step)
-    data = (x, parallel.to_host(p) if placement.stream else p)
-    state, loss = stepper(state, data, keys, step, np.full(len(order), limit))
-    bad = [j for j in range(len(order)) if not np.isfinite(loss[j])]
-    if bad:
-      run_name = f" in {names[order[bad[0]]]}" if count > 1 else ""
-      raise FloatingPointError(
-          f"the DEC loss became {loss[bad[0]]}{run_name} at iteration {step}; "
-          "lower dec.learning_rate")
-    step += limit
-    bar.update(limit)
-    last_labels = labels
-    rounds += 1
-    save(final_save=False)
-  if checkpoints is not None:
-    checkpoints.close()
+        delta = None if last_labels is None else float(np.mean(labels[j] != last_labels[j]))
+        sizes = np.bincount(labels[j], minlength=log_q.shape[-1])
+        _warn_if_emptied(names[r] if count > 1 else None, step, sizes, empty[r])
+        empty[r] = set(np.flatnonzero(sizes == 0).tolist())
+        record = {"phase": "dec", "iteration": step, "run": r, "delta_label": delta,
+                  "loss": None if np.isnan(loss[j]) else float(loss[j]),
+                  "cluster_sizes": sizes.tolist(), "wall_s": time.perf_counter() - start}
+        if y is not None:
+          record.update(metrics.scores(y, labels[j]))
+        history.append(record)
+        if log_fn:
+          log_fn(record)
+        if step > 0 and delta < tol:
+          iterations[r], stopped_by[r] = step, "tol"
+        elif step >= maxiter:
+          iterations[r], stopped_by[r] = step, "maxiter"
+      latest = history[-len(order):]
+      bar.set_postfix(delta=f"{max(h['delta_label'] or 0 for h in latest):.4f}",
+                      **({"acc": f"{np.mean([h['acc'] for h in latest]):.4f}"}
+                         if y is not None else {}),
+                      **({"runs": len(order)} if count > 1 else {}))
+      keep = [j for j, r in enumerate(order) if stopped_by[r] is None]
+      if len(keep) < len(order):
+        for j, r in enumerate(order):
+          if stopped_by[r] is not None:
+            # On the host now, by every process: log q is sharded over the devices.
+            final[r] = (runs.take(state, j), parallel.to_host(log_q[j]), labels[j])
+        if not keep:
+          rounds += 1
+          order, done = [], True
+          save(final_save=True)
+          break
+        pick = np.asarray(keep)
+        state, keys, p = jax.tree.map(lambda a: a[pick], (state, keys, p))
+        labels, order = labels[pick], [order[j] for j in keep]
+        loss = loss[pick]
+      limit = min(update_interval, maxiter - step)
+      data = (x, parallel.to_host(p) if placement.stream else p)
+      state, loss = stepper(state, data, keys, step, np.full(len(order), limit))
+      bad = [j for j in range(len(order)) if not np.isfinite(loss[j])]
+      if bad:
+        run_name = f" in {names[order[bad[0]]]}" if count > 1 else ""
+        raise FloatingPointError(
+            f"the DEC loss became {loss[bad[0]]}{run_name} at iteration {step}; "
+            "lower dec.learning_rate")
+      step += limit
+      bar.update(limit)
+      last_labels = labels
+      rounds += 1
+      save(final_save=False)
+  finally:
+    if checkpoints is not None:
+      checkpoints.close()
   bar.close()
   states, log_qs, labels = zip(*final)
   return (runs.stack(states), history,

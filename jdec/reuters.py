@@ -141,7 +141,7 @@ def _read_reuters_cache(path: pathlib.Path, n_docs: int, n_terms: int):
   try:
     with np.load(path, allow_pickle=False) as f:
       x, y = f["x"], f["y"]
-  except (OSError, ValueError, KeyError, EOFError) as e:
+  except (*data.READ_ERRORS, KeyError) as e:  # a cut or damaged zip: BadZipFile, zlib.error
     raise DataError(f"cannot read the cached REUTERS-10K {path}: {e}; delete it and "
                     "load again") from e
   if x.shape != (n_docs, n_terms) or y.shape != (n_docs,):

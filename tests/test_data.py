@@ -413,9 +413,11 @@ def test_reuters10k_second_call_reads_the_cache(tmp_path):
   assert x2.dtype == np.float32 and y2.dtype == np.int64
   data.load_reuters10k(tmp_path, n_docs=31, n_terms=5, fetch=fetch)  # other parameters
   assert len(calls) == 2
-  path.write_bytes(b"not an npz")
-  with pytest.raises(data.DataError, match="delete it"):
-    data.load_reuters10k(tmp_path, n_docs=30, n_terms=5, fetch=offline)
+  whole = path.read_bytes()
+  for damaged in (b"not an npz", whole[:len(whole) // 2], whole[:-30] + b"\0" * 30):
+    path.write_bytes(damaged)  # text, cut short, its end (the zip's directory) zeroed
+    with pytest.raises(data.DataError, match=rf"cached REUTERS-10K {path}.*delete it"):
+      data.load_reuters10k(tmp_path, n_docs=30, n_terms=5, fetch=offline)
 
 
 def test_load_dispatches_reuters10k(tmp_path, monkeypatch):

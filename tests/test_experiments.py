@@ -221,7 +221,9 @@ def tiny_sweep_config(**changes):
       "checkpoint_min_interval_s": 0.0,
       "pretrain.num_epochs": 6, "pretrain.batch_size": 32, "dec.batch_size": 32,
       "dec.maxiter": 30, "dec.update_interval": 10, "kmeans.n_init": 2,
-      "model.hidden_dims": (32, 32, 10), "embedding_map": "pca", **changes})
+      "model.hidden_dims": (32, 32, 10), "embedding_map": "pca",
+      "dec.learning_rate": 0.1,  # seed 0 stops by tol at iteration 10, seed 1 runs to 30
+      **changes})
   return config
 
 
@@ -345,11 +347,15 @@ def test_resume_drops_a_cut_off_last_metrics_line_and_refuses_a_damaged_one(tmp_
   assert kept == lines[:3]
   assert (tmp_path / "metrics-before-resume-1.jsonl").read_text().endswith('"phase": "pretr')
 
-  for damaged, says in ((text.replace('"epoch": 2', '"epoch": 2,,', 1), "is not JSON"),
-                        (text.replace(json.dumps(lines[2]), "[2]", 1), "is not a JSON object")):
-    (tmp_path / "metrics.jsonl").write_text(damaged)
+  for damaged, says in (
+      (text.replace('"epoch": 2', '"epoch": 2,,', 1), "is not JSON"),
+      (text.replace(json.dumps(lines[2]), "[2]", 1), "is not a JSON object"),
+      (text.replace('"epoch": 2', '"epoch": "2"', 1), "is not JSON"),  # keep() cannot read it
+      (text.replace('"epoch": 2', '"epoch": 2, "x": "\xff"', 1), "is not JSON")):  # Latin-1
+    damaged = damaged.encode("latin-1")
+    (tmp_path / "metrics.jsonl").write_bytes(damaged)
     with pytest.raises(ValueError, match=rf"metrics.jsonl, line 3, {says}"):
-      workdir_lib.restart_metrics(tmp_path, lambda r: True)
-    assert (tmp_path / "metrics.jsonl").read_text() == damaged  # nothing moved or lost
+      workdir_lib.restart_metrics(tmp_path, lambda r: r.get("epoch", 0) <= 2)
+    assert (tmp_path / "metrics.jsonl").read_bytes() == damaged  # nothing moved or lost
     assert not (tmp_path / "metrics-before-resume-2.jsonl").exists()
   assert not list(tmp_path.glob(".*partial*"))

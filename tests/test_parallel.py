@@ -93,7 +93,7 @@ SWEEP_FLAGS = [
     "--config.pretrain.num_epochs=6", "--config.pretrain.batch_size=32",
     "--config.dec.batch_size=32", "--config.dec.maxiter=30", "--config.dec.update_interval=10",
     "--config.kmeans.n_init=2", "--config.model.hidden_dims=(32,32,10)",
-    "--config.embedding_map=pca",
+    "--config.embedding_map=pca", "--config.dec.learning_rate=0.1",
 ]
 
 
@@ -168,11 +168,15 @@ def test_two_process_command_line_sweep_matches_one_and_resumes(tmp_path, monkey
   # phase and sends them to process 1.
   cut = tmp_path / "cut"
   cut_after_first_dec_update(cut, monkeypatch)
+  # Seed 0 stops at the next update and seed 1 trains on: process 0 alone then saves DEC
+  # checkpoints holding seed 0's final q.
   outputs, codes = _cli("digits", [cut, tmp_path / "never"], *SWEEP_FLAGS,
-                        "--config.resume=True")
+                        "--config.resume=True", "--config.checkpoint_every_updates=1")
   assert codes == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
   resumed = json.loads((cut / "results.json").read_text())
   assert resumed["resumed_from_dec_iteration"] == 10 and resumed["process_count"] == 2
+  assert [(r["iterations"], r["stopped_by"]) for r in resumed["per_seed"]] == [
+      (10, "tol"), (30, "maxiter")]
   _assert_same_sweep(resumed, want)
   lines = [json.loads(l) for l in (cut / "metrics.jsonl").read_text().splitlines()]
   assert [l["epoch"] for l in lines if l["phase"] == "pretrain" and l["seed"] == 1] == [

@@ -23,16 +23,18 @@ CHECKPOINTS = pathlib.Path("checkpoints")
 # Settings that name files or folders: "../data" and "/abs/data" may be the same one.
 PATH_SETTINGS = ("data_dir", "pretrained", "data")
 NEW, RESUME, FINISHED = "new", "resume", "finished"
+# What a DEC checkpoint's record holds (``jdec.cluster.run`` writes it).
+DEC_INFO = ("order", "step", "history", "iterations", "stopped_by", "done", "loss", "empty",
+            "wall_s")
 
 
 def write_text(path, text: str) -> None:
   """Writes ``text`` into ``path`` through a temporary file: a kill leaves the old
   file or the new one, never a part (nor, after the next write, the temporary file)."""
   path = pathlib.Path(path)
-  for stale in path.parent.glob(f".{path.name}.partial-*"):  # left by a killed write
-    stale.unlink()
+  checkpoint.remove_stale_partials(path)  # left by a killed write
   partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-  partial.write_text(text)
+  partial.write_text(text, encoding="utf-8", errors="surrogateescape")
   os.replace(partial, path)
 
 
@@ -45,7 +47,7 @@ def read_json(path, required: tuple = ()) -> dict:
   """A JSON object jdec wrote, holding the keys ``required``; a ``ValueError`` naming
   the file when it is damaged."""
   try:
-    value = json.loads(pathlib.Path(path).read_text())
+    value = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise ValueError(f"{path} is damaged ({e}); move it away or restore it from a copy "
                      "(nothing was changed)") from None
@@ -90,6 +92,9 @@ def prepare(workdir, config) -> tuple[pathlib.Path, str]:
                           "config.json; pick a new --workdir")
   if started:
     saved = read_json(workdir / "config.json", ("experiment",))["experiment"]
+    if not isinstance(saved, dict):
+      raise ValueError(f"{workdir / 'config.json'} is damaged: its 'experiment' is not an "
+                       "object; move it away or restore it from a copy (nothing was changed)")
     now = _as_json(config.to_dict())
     changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES
                      and _setting(k, saved.get(k)) != _setting(k, now.get(k)))
@@ -147,23 +152,24 @@ def restart_metrics(workdir, keep: Callable[[dict], bool]):
   path = workdir / "metrics.jsonl"
   if not path.exists():
     return
-  lines = path.read_text().splitlines()
+  lines = path.read_bytes().splitlines()
   kept = []
   for i, line in enumerate(lines, 1):
     damaged = f"{path}, line {i}, is not JSON"
     try:
-      record = json.loads(line)
+      record = json.loads(line.decode("utf-8"))
       if not isinstance(record, dict):
         damaged = f"{path}, line {i}, is not a JSON object"
         raise ValueError
       if keep(record):
-        kept.append(line + "\n")
-    except (ValueError, KeyError, TypeError):  # JSONDecodeError is a ValueError
+        kept.append(line.decode("utf-8") + "\n")
+    except Exception:  # pylint: disable=broad-except (not JSON, not UTF-8, not a record)
       if i == len(lines):  # cut off by the kill
         continue
-      raise ValueError(f"{damaged}: the file is damaged; move it away (the run then "
-                       "resumes without its earlier records)") from None
-  shutil.copyfile(path, _first_free(lambda i: workdir / f"metrics-before-resume-{i}.jsonl"))
+      raise ValueError(f"{damaged}: the file is damaged; move it away (the "
+                       "run then resumes without its earlier records)") from None
+  backup = _first_free(lambda i: workdir / f"metrics-before-resume-{i}.jsonl")
+  write_text(backup, path.read_text(encoding="utf-8", errors="surrogateescape"))
   write_text(path, "".join(kept))
 
 
@@ -181,6 +187,11 @@ def resume_point(checkpoints, recipe, workdir) -> tuple[dict, Callable[[dict], b
   epoch = ck.pretrain.latest_epoch() if ck.pretrain else None
   after_kmeans = ck.kmeans is not None and ck.kmeans.latest_epoch() is not None
   dec = ck.dec.read_info() if ck.dec else None
+  missing = [k for k in DEC_INFO if k not in dec] if dec is not None else []
+  if missing:
+    raise checkpoint.CheckpointError(
+        f"the newest checkpoint in {ck.dec.directory} is damaged: its record lacks "
+        f"{missing}; move the folder away to start DEC over")
   where = {"resumed_from_epoch": epoch or 0}  # layer-wise: blocks
   if after_kmeans:
     where["resumed_after_kmeans"] = True
@@ -208,7 +219,7 @@ def resume_point(checkpoints, recipe, workdir) -> tuple[dict, Callable[[dict], b
     return sum(blocks[:stage]) + record["block"]
 
   def keep(record) -> bool:
-    phase = record.get("phase", "")
+    phase = str(record.get("phase", ""))
     if phase == "kmeans_raw":
       return raw
     if phase == "dec":
