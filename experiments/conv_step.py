@@ -9,12 +9,16 @@ milliseconds per step over ``--repeats`` calls after a compiling one, the
 step's FLOPs (counted from the layer shapes: forward, kernel gradient and input
 gradient of every layer but the first) and the ceiling those FLOPs allow at
 ``--peak_gflops``. The fully connected d-500-500-2000-10 autoencoder is timed
-the same way for comparison. On a shared machine compare rows of one run: the
+the same way for comparison. With ``--augment`` each model is timed a second
+time with DEC-DA's augmentation in the step (``jdec.augment.augment_flat``,
+rotation up to 10 degrees, shifts up to 10%), and the extra milliseconds per step
+and their share of the augmented step are printed. On a shared machine compare rows of one run: the
 load average is printed, and CPU time exceeding wall time shows both cores at
 work.
 """
 
 import argparse
+import functools
 import os
 import subprocess
 import time
@@ -24,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jdec import augment as augment_lib
 from jdec import conv, models, train
 from jdec import scan as scan_lib
 
@@ -59,13 +64,15 @@ def fc_flops(dims, batch: int) -> float:
 
 
 def time_model(model, input_dim: int, *, batch: int, steps: int, repeats: int,
-               n_rows: int = 4096) -> tuple[float, float]:
-  """Median wall and CPU seconds per step inside one scan of ``steps`` steps."""
+               n_rows: int = 4096, augment=None) -> tuple[float, float]:
+  """Median wall and CPU seconds per step inside one scan of ``steps`` steps;
+  ``augment`` (``(key, x) -> x``) transforms each batch inside the step."""
   key = jax.random.key(0)
   data = jax.random.uniform(key, (n_rows, input_dim))
   params = models.init_autoencoder(key, model, input_dim)
   tx = optax.adam(1e-3)
-  scan = scan_lib.compile_scan(train.reconstruction_step, num_steps=steps, batch_size=batch)
+  step_fn = functools.partial(train.reconstruction_step, augment=augment)
+  scan = scan_lib.compile_scan(step_fn, num_steps=steps, batch_size=batch)
   args = (data, key, jnp.asarray(0), jnp.asarray(steps))
   fresh = lambda: train.create_state(model.apply, jax.tree.map(jnp.copy, params), tx)
   jax.block_until_ready(scan(fresh(), *args))  # compile
@@ -79,6 +86,22 @@ def time_model(model, input_dim: int, *, batch: int, steps: int, repeats: int,
   return float(np.median(wall)), float(np.median(cpu))
 
 
+def time_augment(side: int, batch: int, repeats: int, calls: int = 20) -> float:
+  """Median wall seconds of the jitted augmentation alone on one ``[batch, side*side]`` batch."""
+  aug = jax.jit(functools.partial(augment_lib.augment_flat, image_shape=(side, side, 1)))
+  key = jax.random.key(0)
+  x = jax.random.uniform(key, (batch, side * side))
+  jax.block_until_ready(aug(key, x))  # compile
+  times = []
+  for r in range(repeats):
+    t0 = time.perf_counter()
+    for i in range(calls):
+      out = aug(jax.random.fold_in(key, r * calls + i), x)
+    jax.block_until_ready(out)
+    times.append((time.perf_counter() - t0) / calls)
+  return float(np.median(times))
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch", type=int, default=256)
@@ -89,6 +112,8 @@ def main():
   parser.add_argument("--peak_gflops", type=float, default=146.0,
                       help="rate for the ceiling column (2 cores x 2.3 GHz x 32 FLOP/cycle)")
   parser.add_argument("--skip", default="", help="rows to skip, comma-separated: lax,im2col,fc")
+  parser.add_argument("--augment", action="store_true",
+                      help="also time each model with DEC-DA's augmentation in the step")
   args = parser.parse_args()
   side, skip = args.image, set(filter(None, args.skip.split(",")))
   d, fc_dims = side * side, (500, 500, 2000, 10)
@@ -107,6 +132,9 @@ def main():
         f"median of {args.repeats} calls; ceiling at {args.peak_gflops:.0f} GFLOP/s")
   print(f"{'model':<28} {'steps':>5} {'wall ms':>8} {'cpu ms':>8} {'GFLOP':>6} "
         f"{'ceiling ms':>10} {'x ceiling':>9}")
+  if args.augment:
+    print(f"augmentation alone (jitted, one batch of {args.batch}): "
+          f"{time_augment(side, args.batch, args.repeats) * 1e3:.1f} ms", flush=True)
   for tag, name, model, steps, flops in rows:
     if tag in skip:
       continue
@@ -114,6 +142,14 @@ def main():
     ceiling = flops / (args.peak_gflops * 1e9)
     print(f"{name:<28} {steps:>5} {wall * 1e3:>8.1f} {cpu * 1e3:>8.1f} {flops / 1e9:>6.2f} "
           f"{ceiling * 1e3:>10.1f} {wall / ceiling:>9.2f}", flush=True)
+    if args.augment:
+      aug = functools.partial(augment_lib.augment_flat, image_shape=(side, side, 1))
+      aug_wall, aug_cpu = time_model(model, d, batch=args.batch, steps=steps,
+                                     repeats=args.repeats, augment=aug)
+      extra = aug_wall - wall
+      print(f"{'  + augmentation':<28} {steps:>5} {aug_wall * 1e3:>8.1f} {aug_cpu * 1e3:>8.1f} "
+            f"{'':>6} {'':>10} {aug_wall / ceiling:>9.2f}   augmentation {extra * 1e3:+.1f} ms, "
+            f"{extra / aug_wall:.0%} of the step", flush=True)
 
 
 if __name__ == "__main__":

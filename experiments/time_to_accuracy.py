@@ -10,17 +10,18 @@ and the DEC clock is the sweep's, so a seed's time includes the work on the othe
 """
 
 import argparse
-import json
 import pathlib
+
+from jdec import report, runfiles
 
 
 def time_to_accuracy(workdir, levels=(0.90, 0.95)) -> list[dict]:
   """One row per seed: ``{"seed", "final_acc", "t_<level>": seconds or None}``."""
   workdir = pathlib.Path(workdir)
-  results = json.loads((workdir / "results.json").read_text())
+  results = runfiles.read_json(workdir / "results.json", ("time_pretrain_s", "time_kmeans_s"),
+                               advice="is the run finished?")
   lead = results["time_pretrain_s"] + results["time_kmeans_s"]
-  records = [json.loads(line) for line in
-             (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+  records = report.read_records(workdir)
   seeds = results.get("seeds") or [results["seed"]]
   per_seed = {r["seed"]: r for r in results.get("per_seed", [results])}
   rows = []

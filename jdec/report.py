@@ -16,14 +16,13 @@ Redrawing needs the run's data (the dataset and ``data_dir`` in its
 """
 
 import argparse
-import json
 import pathlib
 import sys
 
 import numpy as np
 from absl import logging
 
-from jdec import checkpoint, data, plots, saving
+from jdec import checkpoint, data, plots, runfiles, saving
 
 PICTURES = ("confusion_matrix.png", "cluster_gallery.png", "embedding.png",
             "training_curves.png")
@@ -40,38 +39,17 @@ def read_records(workdir) -> list[dict]:
       file and the line).
   """
   path = pathlib.Path(workdir) / "metrics.jsonl"
-  lines = path.read_bytes().split(b"\n")
-  records = []
-  for i, line in enumerate(lines, 1):
-    if not line.strip():
-      continue
-    try:
-      record = json.loads(line.decode("utf-8"))
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError
-      if i == len(lines):  # after the last newline: cut off
-        logging.warning("%s, line %d, was cut off (the run was stopped while writing "
-                        "it): it is left out", path, i)
-        continue
-      raise ValueError(f"{path}, line {i}, is not JSON: the file is damaged; repair or "
-                       "remove that line") from None
-    if not isinstance(record, dict):
-      raise ValueError(f"{path}, line {i}, is not a JSON object: the file is damaged; "
-                       "repair or remove that line")
-    records.append(record)
-  return records
+  lines, cut = runfiles.read_lines(path, advice="repair or remove that line")
+  if cut is not None:
+    logging.warning("%s, line %d, was cut off (the run was stopped while writing it): it "
+                    "is left out", path, cut)
+  return [record for _, record in lines]
 
 
 def _read_json(path: pathlib.Path) -> dict:
   """A work directory's ``config.json`` or ``results.json``, or a ValueError naming it."""
-  try:
-    value = json.loads(path.read_text(encoding="utf-8"))
-  except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
-    raise ValueError(f"{path} is damaged ({e}); restore it, or run the experiment again "
-                     "into a new --workdir") from None
-  if not isinstance(value, dict):
-    raise ValueError(f"{path} is damaged: it holds a JSON {type(value).__name__}, not an "
-                     "object; restore it, or run the experiment again into a new --workdir")
-  return value
+  return runfiles.read_json(path, advice="restore it, or run the experiment again into a "
+                            "new --workdir")
 
 
 def draw(folder, model, x, y=None, records=(), *, seed=None, title: str = "",

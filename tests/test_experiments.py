@@ -350,7 +350,7 @@ def test_resume_drops_a_cut_off_last_metrics_line_and_refuses_a_damaged_one(tmp_
   for damaged, says in (
       (text.replace('"epoch": 2', '"epoch": 2,,', 1), "is not JSON"),
       (text.replace(json.dumps(lines[2]), "[2]", 1), "is not a JSON object"),
-      (text.replace('"epoch": 2', '"epoch": "2"', 1), "is not JSON"),  # keep() cannot read it
+      (text.replace('"epoch": 2', '"epoch": "2"', 1), "is not a record of this run"),
       (text.replace('"epoch": 2', '"epoch": 2, "x": "\xff"', 1), "is not JSON")):  # Latin-1
     damaged = damaged.encode("latin-1")
     (tmp_path / "metrics.jsonl").write_bytes(damaged)

@@ -13,7 +13,7 @@ import pathlib
 import shutil
 from typing import Callable
 
-from jdec import checkpoint, parallel, pretrain
+from jdec import checkpoint, parallel, pretrain, runfiles
 
 # Settings that may change when a run is resumed: they do not affect its result.
 RESUMABLE_CHANGES = ("resume", "progress", "embedding_map", "checkpoint_every",
@@ -46,18 +46,8 @@ def write_json(path, value, **dumps_args) -> None:
 def read_json(path, required: tuple = ()) -> dict:
   """A JSON object jdec wrote, holding the keys ``required``; a ``ValueError`` naming
   the file when it is damaged."""
-  try:
-    value = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise ValueError(f"{path} is damaged ({e}); move it away or restore it from a copy "
-                     "(nothing was changed)") from None
-  missing = [k for k in required if k not in value] if isinstance(value, dict) else None
-  if missing is None or missing:
-    what = (f"it lacks {missing}" if missing else
-            f"it holds a JSON {type(value).__name__}, not an object")
-    raise ValueError(f"{path} is damaged: {what}; move it away or restore it from a copy "
-                     "(nothing was changed)")
-  return value
+  return runfiles.read_json(path, required,
+                            advice="move it away or restore it from a copy (nothing was changed)")
 
 
 def _as_json(value):
@@ -152,22 +142,10 @@ def restart_metrics(workdir, keep: Callable[[dict], bool]):
   path = workdir / "metrics.jsonl"
   if not path.exists():
     return
-  lines = path.read_bytes().splitlines()
-  kept = []
-  for i, line in enumerate(lines, 1):
-    damaged = f"{path}, line {i}, is not JSON"
-    try:
-      record = json.loads(line.decode("utf-8"))
-      if not isinstance(record, dict):
-        damaged = f"{path}, line {i}, is not a JSON object"
-        raise ValueError
-      if keep(record):
-        kept.append(line.decode("utf-8") + "\n")
-    except Exception:  # pylint: disable=broad-except (not JSON, not UTF-8, not a record)
-      if i == len(lines):  # cut off by the kill
-        continue
-      raise ValueError(f"{damaged}: the file is damaged; move it away (the "
-                       "run then resumes without its earlier records)") from None
+  lines, _ = runfiles.read_lines(
+      path, check=keep,
+      advice="move it away (the run then resumes without its earlier records)")
+  kept = [text + "\n" for text, record in lines if keep(record)]
   backup = _first_free(lambda i: workdir / f"metrics-before-resume-{i}.jsonl")
   write_text(backup, path.read_text(encoding="utf-8", errors="surrogateescape"))
   write_text(path, "".join(kept))
