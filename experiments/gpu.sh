@@ -2,8 +2,10 @@
 # The GPU runs of BENCHMARKS.md as one prepared, time-boxed script for a lent
 # accelerator (about 10 minutes a call):
 #   1. the MNIST sweeps of issue "Beyond DEC", all at once on the one GPU:
-#      conv_dec_da seeds 0-2, dec_da seeds 0-2, dcec seed 0, idec seed 0;
-#      each stops at RUN_S seconds, checkpointing every CKPT_S seconds;
+#      by default conv_dec_da seeds 0-2, dec_da seeds 0-2, dcec seed 0, idec
+#      seed 0 (RUNS="name:recipe:seeds ..." picks others); each stops at RUN_S
+#      seconds, checkpointing every CKPT_S seconds; a run whose work directory
+#      an earlier call left in RESUME (unpacked runs.tar.gz) continues from it;
 #   2. with the GPU to itself: the conv autoencoder's step (lax vs im2col);
 #   3. the speed benchmark (jdec, 10 seeds at once, PyTorch, Keras 3), if
 #      BENCH_MIN_S seconds are left before END_S.
@@ -14,6 +16,8 @@
 #   DATA=folder/holding/mnist OUT=results/ bash experiments/gpu.sh
 #   QUICK=1 ...   a small dry run of the same steps (for trying it on a CPU)
 #   WHEELS=.whl   install these wheels first (packages the machine lacks)
+#   RESUME=.resume   continue the runs whose work directories are in this folder
+#   RUNS="mnist-conv_dec_da:conv_dec_da:0,1,2 mnist-dcec-s1-2:dcec:1,2"   which runs
 set -u
 T0=$(date +%s)
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -25,6 +29,8 @@ RUN_S=${RUN_S:-430}        # the MNIST runs stop here (seconds from the start)
 END_S=${END_S:-545}        # everything but the packing ends here
 BENCH_MIN_S=${BENCH_MIN_S:-90}
 CKPT_S=${CKPT_S:-20}
+RUNS=${RUNS:-"mnist-conv_dec_da:conv_dec_da:0,1,2 mnist-dec_da:dec_da:0,1,2 mnist-dcec:dcec:0 mnist-idec:idec:0"}
+RESUME=${RESUME:-}
 WORK=$(mktemp -d)
 mkdir -p "$OUT" "$WORK/logs"
 elapsed() { echo $(( $(date +%s) - T0 )); }
@@ -53,21 +59,25 @@ fi
 # 1. The MNIST runs, side by side on the one GPU.
 declare -A PIDS
 launch() {  # launch NAME RECIPE SEEDS
-  local name=$1 recipe=$2 seeds=$3
+  local name=$1 recipe=$2 seeds=$3 resume=""
+  if [ -n "$RESUME" ] && [ -d "$RESUME/$name" ]; then  # an earlier call's run: continue it
+    cp -r "$RESUME/$name" "$WORK/$name" && resume="--config.resume=True"
+    echo "$name resumes from $RESUME/$name" | tee -a "$WORK/logs/walls.txt"
+  fi
   ( t=$(date +%s%N)
     timeout -s KILL $(( RUN_S - $(elapsed) )) $PY -m jdec.experiments.mnist \
       --workdir "$WORK/$name" --config.data_dir="$DATA" --config.progress=False \
       --config.kmeans_raw=False --config.embedding_map=pca --config.recipe="$recipe" --config.seeds="$seeds" \
-      --config.checkpoint_min_interval_s="$CKPT_S" $RUN > "$WORK/logs/$name.log" 2>&1
+      --config.checkpoint_min_interval_s="$CKPT_S" $resume $RUN >> "$WORK/logs/$name.log" 2>&1
     rc=$?
     echo "$name rc=$rc wall_ms=$(( ($(date +%s%N) - t) / 1000000 ))" >> "$WORK/logs/walls.txt"
   ) &
   PIDS[$name]=$!
 }
-launch mnist-conv_dec_da conv_dec_da 0,1,2
-launch mnist-dec_da dec_da 0,1,2
-launch mnist-dcec dcec 0
-launch mnist-idec idec 0
+for run in $RUNS; do
+  IFS=: read -r name recipe seeds <<< "$run"
+  launch "$name" "$recipe" "$seeds"
+done
 while [ -n "$(jobs -rp)" ]; do
   sleep 5; [ $(( $(elapsed) % 60 )) -lt 5 ] || continue
   for n in "${!PIDS[@]}"; do  # one line per run: its last log line
