@@ -9,10 +9,11 @@ milliseconds per step over ``--repeats`` calls after a compiling one, the
 step's FLOPs (counted from the layer shapes: forward, kernel gradient and input
 gradient of every layer but the first) and the ceiling those FLOPs allow at
 ``--peak_gflops``. The fully connected d-500-500-2000-10 autoencoder is timed
-the same way for comparison. With ``--augment`` each model is timed a second
-time with DEC-DA's augmentation in the step (``jdec.augment.augment_flat``,
-rotation up to 10 degrees, shifts up to 10%), and the extra milliseconds per step
-and their share of the augmented step are printed. On a shared machine compare rows of one run: the
+the same way for comparison. With ``--augment`` each model is also timed with
+DEC-DA's augmentation in its (pretraining) step (``jdec.augment.augment_flat``,
+rotation up to 10 degrees, shifts up to 10%), plain and augmented calls
+alternating, with the median and quartiles of the paired differences; and the
+jitted augmentation alone on one batch. On a shared machine compare rows of one run: the
 load average is printed, and CPU time exceeding wall time shows both cores at
 work.
 """
@@ -64,26 +65,43 @@ def fc_flops(dims, batch: int) -> float:
 
 
 def time_model(model, input_dim: int, *, batch: int, steps: int, repeats: int,
-               n_rows: int = 4096, augment=None) -> tuple[float, float]:
-  """Median wall and CPU seconds per step inside one scan of ``steps`` steps;
-  ``augment`` (``(key, x) -> x``) transforms each batch inside the step."""
+               n_rows: int = 4096, augment=None) -> dict:
+  """Wall and CPU seconds per step inside one scan of ``steps`` steps.
+
+  With ``augment`` (``(key, x) -> x``, applied to each batch inside the step) the
+  plain and the augmented scan are both compiled, then called alternately
+  (plain, augmented, plain, ...) so that both see the same machine load.
+
+  Returns:
+    ``{"wall", "cpu"}`` medians over ``repeats`` calls, and with ``augment``
+    also ``"aug_wall"``, ``"aug_cpu"`` and ``"extra"``: the median, 25th and
+    75th percentile of the paired differences (augmented minus plain call).
+  """
   key = jax.random.key(0)
   data = jax.random.uniform(key, (n_rows, input_dim))
   params = models.init_autoencoder(key, model, input_dim)
   tx = optax.adam(1e-3)
-  step_fn = functools.partial(train.reconstruction_step, augment=augment)
-  scan = scan_lib.compile_scan(step_fn, num_steps=steps, batch_size=batch)
+  variants = [None] if augment is None else [None, augment]
+  scans = [scan_lib.compile_scan(functools.partial(train.reconstruction_step, augment=a),
+                                 num_steps=steps, batch_size=batch) for a in variants]
   args = (data, key, jnp.asarray(0), jnp.asarray(steps))
   fresh = lambda: train.create_state(model.apply, jax.tree.map(jnp.copy, params), tx)
-  jax.block_until_ready(scan(fresh(), *args))  # compile
-  wall, cpu = [], []
+  for scan in scans:
+    jax.block_until_ready(scan(fresh(), *args))  # compile
+  wall, cpu = [[] for _ in scans], [[] for _ in scans]
   for _ in range(repeats):
-    state = jax.block_until_ready(fresh())
-    t0, c0 = time.perf_counter(), time.process_time()
-    jax.block_until_ready(scan(state, *args))
-    wall.append((time.perf_counter() - t0) / steps)
-    cpu.append((time.process_time() - c0) / steps)
-  return float(np.median(wall)), float(np.median(cpu))
+    for i, scan in enumerate(scans):
+      state = jax.block_until_ready(fresh())
+      t0, c0 = time.perf_counter(), time.process_time()
+      jax.block_until_ready(scan(state, *args))
+      wall[i].append((time.perf_counter() - t0) / steps)
+      cpu[i].append((time.process_time() - c0) / steps)
+  out = {"wall": float(np.median(wall[0])), "cpu": float(np.median(cpu[0]))}
+  if augment is not None:
+    diff = np.asarray(wall[1]) - np.asarray(wall[0])
+    out.update(aug_wall=float(np.median(wall[1])), aug_cpu=float(np.median(cpu[1])),
+               extra=tuple(float(v) for v in np.percentile(diff, (50, 25, 75))))
+  return out
 
 
 def time_augment(side: int, batch: int, repeats: int, calls: int = 20) -> float:
@@ -133,24 +151,23 @@ def main():
   print(f"{'model':<28} {'steps':>5} {'wall ms':>8} {'cpu ms':>8} {'GFLOP':>6} "
         f"{'ceiling ms':>10} {'x ceiling':>9}")
   if args.augment:
-    print(f"augmentation alone (jitted, one batch of {args.batch}): "
+    print(f"augmentation alone (jitted, one batch of {args.batch} {side}x{side}x1): "
           f"{time_augment(side, args.batch, args.repeats) * 1e3:.1f} ms", flush=True)
   for tag, name, model, steps, flops in rows:
     if tag in skip:
       continue
-    wall, cpu = time_model(model, d, batch=args.batch, steps=steps, repeats=args.repeats)
+    aug = (functools.partial(augment_lib.augment_flat, image_shape=(side, side, 1))
+           if args.augment else None)
+    t = time_model(model, d, batch=args.batch, steps=steps, repeats=args.repeats, augment=aug)
     ceiling = flops / (args.peak_gflops * 1e9)
-    print(f"{name:<28} {steps:>5} {wall * 1e3:>8.1f} {cpu * 1e3:>8.1f} {flops / 1e9:>6.2f} "
-          f"{ceiling * 1e3:>10.1f} {wall / ceiling:>9.2f}", flush=True)
-    if args.augment:
-      aug = functools.partial(augment_lib.augment_flat, image_shape=(side, side, 1))
-      aug_wall, aug_cpu = time_model(model, d, batch=args.batch, steps=steps,
-                                     repeats=args.repeats, augment=aug)
-      extra = aug_wall - wall
-      print(f"{'  + augmentation':<28} {steps:>5} {aug_wall * 1e3:>8.1f} {aug_cpu * 1e3:>8.1f} "
-            f"{'':>6} {'':>10} {aug_wall / ceiling:>9.2f}   augmentation {extra * 1e3:+.1f} ms, "
-            f"{extra / aug_wall:.0%} of the step", flush=True)
-
+    print(f"{name:<28} {steps:>5} {t['wall'] * 1e3:>8.1f} {t['cpu'] * 1e3:>8.1f} "
+          f"{flops / 1e9:>6.2f} {ceiling * 1e3:>10.1f} {t['wall'] / ceiling:>9.2f}", flush=True)
+    if aug is not None:
+      mid, lo, hi = (v * 1e3 for v in t["extra"])
+      print(f"{'  + augmentation':<28} {steps:>5} {t['aug_wall'] * 1e3:>8.1f} "
+            f"{t['aug_cpu'] * 1e3:>8.1f} {'':>6} {'':>10} {t['aug_wall'] / ceiling:>9.2f}   "
+            f"augmented minus plain, paired calls: median {mid:+.1f} ms "
+            f"(quartiles {lo:+.1f} to {hi:+.1f})", flush=True)
 
 if __name__ == "__main__":
   main()

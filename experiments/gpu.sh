@@ -59,13 +59,27 @@ fi
 # 1. The MNIST runs, side by side on the one GPU.
 declare -A PIDS
 launch() {  # launch NAME RECIPE SEEDS
-  local name=$1 recipe=$2 seeds=$3 resume=""
-  if [ -n "$RESUME" ] && [ -d "$RESUME/$name" ]; then  # an earlier call's run: continue it
-    cp -r "$RESUME/$name" "$WORK/$name" && resume="--config.resume=True"
-    echo "$name resumes from $RESUME/$name" | tee -a "$WORK/logs/walls.txt"
+  local name=$1 recipe=$2 seeds=$3 resume="" left
+  if [ -n "$RESUME" ]; then
+    if [ -d "$RESUME/$name" ]; then  # an earlier call's run: continue it
+      if ! cp -r "$RESUME/$name" "$WORK/$name"; then
+        echo "$name: copying $RESUME/$name failed; not started" | tee -a "$WORK/logs/walls.txt"
+        rm -rf "${WORK:?}/$name"; return 1
+      fi
+      [ -f "$RESUME/logs/$name.log" ] && cp "$RESUME/logs/$name.log" "$WORK/logs/$name.log"
+      resume="--config.resume=True"
+      echo "$name resumes from $RESUME/$name" | tee -a "$WORK/logs/walls.txt"
+    else
+      echo "$name: not in RESUME=$RESUME, starts from scratch" | tee -a "$WORK/logs/walls.txt"
+    fi
+  fi
+  left=$(( RUN_S - $(elapsed) ))
+  if [ "$left" -le 0 ]; then
+    echo "$name: no time left before RUN_S=$RUN_S; not started" | tee -a "$WORK/logs/walls.txt"
+    return 1
   fi
   ( t=$(date +%s%N)
-    timeout -s KILL $(( RUN_S - $(elapsed) )) $PY -m jdec.experiments.mnist \
+    timeout -s KILL "$left" $PY -m jdec.experiments.mnist \
       --workdir "$WORK/$name" --config.data_dir="$DATA" --config.progress=False \
       --config.kmeans_raw=False --config.embedding_map=pca --config.recipe="$recipe" --config.seeds="$seeds" \
       --config.checkpoint_min_interval_s="$CKPT_S" $resume $RUN >> "$WORK/logs/$name.log" 2>&1
@@ -74,6 +88,17 @@ launch() {  # launch NAME RECIPE SEEDS
   ) &
   PIDS[$name]=$!
 }
+declare -A SEEN
+for run in $RUNS; do  # each NAME:RECIPE:SEEDS, names unique; checked before any starts
+  IFS=: read -r name recipe seeds extra <<< "$run"
+  if [ -z "$name" ] || [ -z "$recipe" ] || [ -z "$seeds" ] || [ -n "$extra" ]; then
+    echo "RUNS entry '$run' is not NAME:RECIPE:SEEDS (seeds comma-separated)" >&2; exit 2
+  fi
+  if [ -n "${SEEN[$name]:-}" ]; then
+    echo "RUNS names '$name' twice; each run needs its own name" >&2; exit 2
+  fi
+  SEEN[$name]=1
+done
 for run in $RUNS; do
   IFS=: read -r name recipe seeds <<< "$run"
   launch "$name" "$recipe" "$seeds"

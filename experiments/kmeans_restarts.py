@@ -18,7 +18,7 @@ import sklearn.cluster
 
 import jdec
 import run_embeddings
-from jdec import metrics
+from jdec import metrics, runfiles
 
 
 def main():
@@ -29,7 +29,9 @@ def main():
   parser.add_argument("--out", required=True, help="where to write the JSON result")
   args = parser.parse_args()
   workdir = pathlib.Path(args.workdir)
-  config, rows = json.loads((workdir / "config.json").read_text()), []
+  config = runfiles.read_json(workdir / "config.json", ("experiment",),
+                              advice="restore it from a copy")
+  rows = []
   for seed, z, y, k, resolved in run_embeddings.embeddings(workdir, args.data_dir):
     for n_init in [int(v) for v in args.n_init.split(",")]:
       km = sklearn.cluster.KMeans(k, n_init=n_init, random_state=seed).fit(z)

@@ -6,21 +6,21 @@ architecture and compute dtype, from ``config.json`` and each seed's
 ``autoencoder/`` folder (``seed_<s>/autoencoder`` in a sweep).
 """
 
-import json
 import pathlib
 
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jdec import checkpoint, data, inference, models, recipes
+from jdec import checkpoint, data, inference, models, recipes, runfiles
 
 
 def load_run(workdir, data_dir=None):
   """Returns ``(config, resolved recipe, x scaled [n, d], y [n] or None, seeds, image
   shape or None)`` of a run; ``data_dir`` overrides the one the run recorded."""
   workdir = pathlib.Path(workdir)
-  config = json.loads((workdir / "config.json").read_text())
+  config = runfiles.read_json(workdir / "config.json", ("experiment", "resolved"),
+                              advice="restore it from a copy")
   resolved = ml_collections.ConfigDict(config["resolved"])
   experiment = dict(config["experiment"], **({"data_dir": data_dir} if data_dir else {}))
   x, y, shape = data.load_experiment(experiment)  # custom data and image shapes too

@@ -18,8 +18,11 @@ from jdec import report, runfiles
 def time_to_accuracy(workdir, levels=(0.90, 0.95)) -> list[dict]:
   """One row per seed: ``{"seed", "final_acc", "t_<level>": seconds or None}``."""
   workdir = pathlib.Path(workdir)
+  if not (workdir / "results.json").exists():
+    raise FileNotFoundError(f"{workdir} holds no results.json: the run is not finished (or "
+                            "this is not a work directory)")
   results = runfiles.read_json(workdir / "results.json", ("time_pretrain_s", "time_kmeans_s"),
-                               advice="is the run finished?")
+                               advice="restore it from a copy")
   lead = results["time_pretrain_s"] + results["time_kmeans_s"]
   records = report.read_records(workdir)
   seeds = results.get("seeds") or [results["seed"]]
@@ -45,7 +48,8 @@ def main():
   for workdir in args.workdirs:
     print(workdir)
     for row in time_to_accuracy(workdir, levels):
-      cells = [f"seed {row['seed']}", f"final ACC {row['final_acc']:.4f}"]
+      final = "n/a (no labels)" if row["final_acc"] is None else f"{row['final_acc']:.4f}"
+      cells = [f"seed {row['seed']}", f"final ACC {final}"]
       for level in levels:
         t = row[f"t_{level:.2f}"]
         cells.append(f"ACC>={level:.2f}: " + ("never" if t is None else f"{t:.0f} s"))

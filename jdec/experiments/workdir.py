@@ -136,16 +136,16 @@ def restart_metrics(workdir, keep: Callable[[dict], bool]):
   anything is written.
 
   Raises:
-    ValueError: a line before the last is not a JSON object of a jdec record
-      (the file is damaged).
+    ValueError: a line is not a JSON object of a jdec record, other than a
+      last line cut off before its newline (the file is damaged).
   """
   path = workdir / "metrics.jsonl"
   if not path.exists():
     return
   lines, _ = runfiles.read_lines(
-      path, check=keep,
+      path, keep=keep,
       advice="move it away (the run then resumes without its earlier records)")
-  kept = [text + "\n" for text, record in lines if keep(record)]
+  kept = [text + "\n" for text, _ in lines]
   backup = _first_free(lambda i: workdir / f"metrics-before-resume-{i}.jsonl")
   write_text(backup, path.read_text(encoding="utf-8", errors="surrogateescape"))
   write_text(path, "".join(kept))
