@@ -1,5 +1,6 @@
 """The benchmark and the scaling experiment, on small sizes."""
 
+import importlib.metadata
 import importlib.util
 import json
 import subprocess
@@ -27,6 +28,8 @@ def test_bench_small(tmp_path):
   assert all(r["epoch_s"] > 0 for r in saved["rows"])
   assert saved["data"] == "synthetic uniform" and saved["n"] == 1200
   assert 0 < out["ratios"]["pretrain_of_ceiling"] and 0 < out["ratios"]["dec_of_ceiling"]
+  assert saved["versions"]["flax"] == importlib.metadata.version("flax")
+  assert ("torch" in saved["versions"]) == bool(importlib.util.find_spec("torch"))
   if "torch_skipped" not in out:  # the bench extra is installed
     assert ("plain PyTorch loop", "pretrain") in names and "pretrain_x_torch" in out["ratios"]
   else:

@@ -20,6 +20,7 @@ momentum, so the throughputs compare like with like:
 Prints a table and writes ``bench-<host>-<date>.json`` into the work directory.
 """
 
+import importlib.metadata
 import json
 import os
 import pathlib
@@ -268,6 +269,7 @@ def run(cfg: ml_collections.ConfigDict, workdir) -> dict:
       "platform": jax.default_backend(), "host": platform.node(),
       "cpu_count": os.cpu_count(), "jax_version": jax.__version__,
       "jdec_version": jdec.__version__, "date": time.strftime("%Y-%m-%d"),
+      "versions": package_versions(("jaxlib", "flax", "optax", "torch", "keras", "clustpy")),
   })
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -306,6 +308,17 @@ def table(rows: list[dict]) -> str:
     lines.append(f"| {r['name']:<28} | {r['phase']:<8} | {r['epoch_s']:9.2f} | "
                  f"{r['samples_per_s']:11.0f} | {ratio} | {vs if r['name'] != vs else ''} |")
   return "\n".join(lines)
+
+
+def package_versions(names) -> dict:
+  """``{name: version}`` of the installed packages among ``names`` (the others left out)."""
+  versions = {}
+  for name in names:
+    try:
+      versions[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      pass
+  return versions
 
 
 def main():
