@@ -94,8 +94,29 @@ def affine(images: jax.Array, angles_deg: jax.Array, shifts: jax.Array) -> jax.A
   rows = cos * d_row - sin * d_col + c_row
   cols = sin * d_row + cos * d_col + c_col
   per_channel = jax.vmap(_bilinear, in_axes=(2, None, None), out_axes=2)
-  out = jax.vmap(per_channel)(images, rows, cols)
+  out = _fusion_boundary(jax.vmap(per_channel), images, rows, cols)
   return out.astype(images.dtype)
+
+
+def _fusion_boundary(fn, *args):
+  """``fn(*args)``, on CPU compiled apart from the computation around it.
+
+  Inside a jitted training step XLA:CPU fuses the four bilinear gathers of
+  `affine` with their neighbours into four separate fusions that each
+  recompute the coordinates, which made the augmentation cost 10-14 ms of a
+  57 ms MNIST step on a 2-core CPU where it takes 1.5-2.3 ms alone
+  (``experiments/conv_step.py --augment``). A conditional is a fusion
+  boundary: its branch compiles as the function does alone. The predicate is
+  always true (the other branch would return the images unchanged); the
+  optimisation barrier keeps XLA from folding the branch away, and being a
+  constant it stays unbatched under ``vmap`` (seed sweeps), so the
+  conditional survives there too. Other platforms call ``fn`` directly (a
+  conditional can cost a device-to-host sync per step on a GPU).
+  """
+  def isolated(*args):
+    always = jax.lax.optimization_barrier(jnp.asarray(True))
+    return jax.lax.cond(always, fn, lambda images, *_: images, *args)
+  return jax.lax.platform_dependent(*args, cpu=isolated, default=fn)
 
 
 def random_affine(key: jax.Array, images: jax.Array, *, max_rotation_deg: float = 10.0,

@@ -140,6 +140,22 @@ def test_shape_dtype_jit_and_vmap():
   assert bf16.dtype == jnp.bfloat16
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the fusion boundary is CPU-only")
+def test_resampling_compiles_apart_on_cpu_also_in_a_sweep():
+  """On CPU the resampling sits in a conditional, a fusion boundary (see
+  ``augment._fusion_boundary``), also under ``vmap`` as in a seed sweep."""
+  keys = jax.random.split(jax.random.key(5), 2)
+  x = jnp.asarray(_images(n=3, h=8, w=8, c=1).reshape(3, 64))
+  one = jax.jit(lambda k, x: augment.augment_flat(k, x, None))
+  sweep = jax.jit(jax.vmap(one, in_axes=(0, None)))
+  for fn, args in ((one, (keys[0], x)), (sweep, (keys, x))):
+    hlo = fn.lower(*args).compile().as_text()
+    assert hlo.count(" conditional(") == 1, "the resampling is no longer compiled apart"
+  out = sweep(keys, x)
+  np.testing.assert_allclose(np.asarray(out[1]), np.asarray(one(keys[1], x)), atol=1e-6)
+  assert not np.allclose(np.asarray(out[0]), np.asarray(x))  # the branch taken augments
+
+
 def test_augment_flat_on_mnist_rows():
   x = np.random.default_rng(0).random((5, 784), dtype=np.float32)
   key = jax.random.key(7)
