@@ -152,7 +152,7 @@ def main():
         f"{'ceiling ms':>10} {'x ceiling':>9}")
   if args.augment:
     print(f"augmentation alone (jitted, one batch of {args.batch} {side}x{side}x1): "
-          f"{time_augment(side, args.batch, args.repeats) * 1e3:.1f} ms", flush=True)
+          f"{time_augment(side, args.batch, args.repeats) * 1e3:.2f} ms", flush=True)
   for tag, name, model, steps, flops in rows:
     if tag in skip:
       continue
@@ -160,14 +160,14 @@ def main():
            if args.augment else None)
     t = time_model(model, d, batch=args.batch, steps=steps, repeats=args.repeats, augment=aug)
     ceiling = flops / (args.peak_gflops * 1e9)
-    print(f"{name:<28} {steps:>5} {t['wall'] * 1e3:>8.1f} {t['cpu'] * 1e3:>8.1f} "
+    print(f"{name:<28} {steps:>5} {t['wall'] * 1e3:>8.2f} {t['cpu'] * 1e3:>8.2f} "
           f"{flops / 1e9:>6.2f} {ceiling * 1e3:>10.1f} {t['wall'] / ceiling:>9.2f}", flush=True)
     if aug is not None:
       mid, lo, hi = (v * 1e3 for v in t["extra"])
-      print(f"{'  + augmentation':<28} {steps:>5} {t['aug_wall'] * 1e3:>8.1f} "
-            f"{t['aug_cpu'] * 1e3:>8.1f} {'':>6} {'':>10} {t['aug_wall'] / ceiling:>9.2f}   "
-            f"augmented minus plain, paired calls: median {mid:+.1f} ms "
-            f"(quartiles {lo:+.1f} to {hi:+.1f})", flush=True)
+      print(f"{'  + augmentation':<28} {steps:>5} {t['aug_wall'] * 1e3:>8.2f} "
+            f"{t['aug_cpu'] * 1e3:>8.2f} {'':>6} {'':>10} {t['aug_wall'] / ceiling:>9.2f}   "
+            f"augmented minus plain, paired calls: median {mid:+.2f} ms "
+            f"(quartiles {lo:+.2f} to {hi:+.2f})", flush=True)
 
 if __name__ == "__main__":
   main()
