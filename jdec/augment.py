@@ -101,21 +101,23 @@ def affine(images: jax.Array, angles_deg: jax.Array, shifts: jax.Array) -> jax.A
 def _fusion_boundary(fn, *args):
   """``fn(*args)``, on CPU compiled apart from the computation around it.
 
-  Inside a jitted training step XLA:CPU fuses the four bilinear gathers of
-  `affine` with their neighbours into four separate fusions that each
-  recompute the coordinates, which made the augmentation cost 10-14 ms of a
-  57 ms MNIST step on a 2-core CPU where it takes 1.5-2.3 ms alone
-  (``experiments/conv_step.py --augment``). A conditional is a fusion
-  boundary: its branch compiles as the function does alone. The predicate is
-  always true (the other branch would return the images unchanged); the
-  optimisation barrier keeps XLA from folding the branch away, and being a
-  constant it stays unbatched under ``vmap`` (seed sweeps), so the
-  conditional survives there too. Other platforms call ``fn`` directly (a
-  conditional can cost a device-to-host sync per step on a GPU).
+  ``fn`` must return an array like ``args[0]`` (the images): the branch never
+  taken returns ``args[0]`` itself. Inside a jitted training step XLA:CPU
+  fuses the four bilinear gathers of `affine` with their neighbours into four
+  separate fusions that each recompute the coordinates, which made the
+  augmentation cost 9-14 ms of a 48-57 ms MNIST step on a 2-core CPU where it
+  takes 1.5-2.3 ms alone (``experiments/conv_step.py --augment``, results in
+  ``experiments/results/augment-cost*-cpu-2026-11-28.txt``). A conditional is
+  a fusion boundary: its branch compiles as the function does alone. The
+  predicate is always true; the optimisation barrier keeps XLA from folding
+  the branch away, and being a constant it stays unbatched under ``vmap``
+  (seed sweeps), so the conditional survives there too. Other platforms call
+  ``fn`` directly (a conditional can cost a device-to-host sync per step on a
+  GPU).
   """
-  def isolated(*args):
+  def isolated(*operands):
     always = jax.lax.optimization_barrier(jnp.asarray(True))
-    return jax.lax.cond(always, fn, lambda images, *_: images, *args)
+    return jax.lax.cond(always, fn, lambda images, *_: images, *operands)
   return jax.lax.platform_dependent(*args, cpu=isolated, default=fn)
 
 

@@ -150,7 +150,7 @@ def test_resampling_compiles_apart_on_cpu_also_in_a_sweep():
   sweep = jax.jit(jax.vmap(one, in_axes=(0, None)))
   for fn, args in ((one, (keys[0], x)), (sweep, (keys, x))):
     hlo = fn.lower(*args).compile().as_text()
-    assert hlo.count(" conditional(") == 1, "the resampling is no longer compiled apart"
+    assert hlo.count(" conditional(") >= 1, "the resampling is no longer compiled apart"
   out = sweep(keys, x)
   np.testing.assert_allclose(np.asarray(out[1]), np.asarray(one(keys[1], x)), atol=1e-6)
   assert not np.allclose(np.asarray(out[0]), np.asarray(x))  # the branch taken augments
