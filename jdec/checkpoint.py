@@ -75,12 +75,13 @@ def remove_stale_partials(path) -> None:
 
 
 def _running(pid: int) -> bool:
+  """Whether process ``pid`` exists; another user's process counts as running."""
   try:
     os.kill(pid, 0)
   except ProcessLookupError:
     return False
-  except PermissionError:  # another user's: running
-    return True
+  except PermissionError:  # it exists, but belongs to another user
+    pass
   return True
 
 

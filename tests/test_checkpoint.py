@@ -1,7 +1,10 @@
 """Saving and restoring parameters; nothing is ever overwritten."""
 
+import os
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -198,3 +201,19 @@ def test_a_damaged_checkpoint_is_named_and_left_as_it_is(finished_checkpoints, t
                      match=rf"{folder / phase}.*damaged.*move the folder away"):
     jdec.fit(_digits(), 10, config=RUN_CONFIG, progress=False, checkpoints=_in_folder(folder))
   assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_remove_stale_partials_keeps_live_writers(tmp_path):
+  """A killed writer's ``.<name>.partial-<pid>`` goes; a running process's stays."""
+  dead = subprocess.Popen([sys.executable, "-c", "pass"])
+  dead.wait()
+  target = tmp_path / "model"
+  stale = tmp_path / f".model.partial-{dead.pid}"
+  live = tmp_path / f".model.partial-{os.getppid()}"
+  own = tmp_path / f".model.partial-{os.getpid()}"
+  other = tmp_path / ".other.partial-1"
+  for folder in (stale, live, own, other):
+    folder.mkdir()
+  checkpoint.remove_stale_partials(target)
+  assert not stale.exists() and not own.exists()
+  assert live.is_dir() and other.is_dir()
