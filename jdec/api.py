@@ -119,7 +119,9 @@ def fit(
       (the conv recipes need it; augmentation assumes square one-channel
       images without it).
     dataset: ``"mnist"`` or ``"usps"`` to take the recipe's settings for that
-      dataset (update interval, DEC-keras's USPS pretraining).
+      dataset (update interval, DEC-keras's USPS pretraining), or ``"digits"``
+      for jdec's scaled-down settings on scikit-learn's 8x8 digits (batches of
+      64, 100 end-to-end pretraining epochs); other names change nothing.
 
   Returns:
     A ``FitResult``, or a ``SweepResult`` when ``seeds`` is given.

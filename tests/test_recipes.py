@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from jdec import recipes
+from jdec.experiments import config as experiment_config
+from jdec.experiments import digits as experiment
 
 
 def test_recipes_follow_the_references():
@@ -86,7 +88,24 @@ def test_family_recipes_follow_their_sources():
 def test_update_interval_per_dataset(name):
   assert recipes.get_recipe(name, "mnist").dec.update_interval == 140
   assert recipes.get_recipe(name, "usps").dec.update_interval == 30
-  assert recipes.get_recipe(name, "digits").to_dict() == recipes.get_recipe(name).to_dict()
+  assert recipes.get_recipe(name, "digits").dec.update_interval == 140  # as the source
+
+
+@pytest.mark.parametrize("name", recipes.RECIPES)
+def test_digits_scales_every_recipe_down_and_the_experiment_takes_each(name):
+  digits, plain = recipes.get_recipe(name, "digits"), recipes.get_recipe(name)
+  assert digits.pretrain.batch_size == digits.dec.batch_size == 64
+  layerwise = plain.pretrain.method == "layerwise"
+  assert digits.pretrain.num_epochs == (plain.pretrain.num_epochs if layerwise else 100)
+  for c in (digits, plain):  # nothing else changes
+    c.pretrain.batch_size = c.dec.batch_size = c.pretrain.num_epochs = 0
+  assert digits.to_dict() == plain.to_dict()
+  # The digits experiment's config resolves with every recipe (it refused `paper` while
+  # it set pretrain.num_epochs itself).
+  cfg = experiment.get_config()
+  overrides = {k: cfg[k] for k in experiment_config.RECIPE_SECTIONS}
+  resolved = recipes.resolve(name, overrides, cfg.dataset)
+  assert resolved.pretrain.batch_size == 64
 
 
 def test_dec_keras_on_usps_takes_dec_keras_usps_settings():
