@@ -67,7 +67,9 @@ def remove_stale_partials(path) -> None:
   path = pathlib.Path(path)
   for stale in path.parent.glob(f".{path.name}.partial-*"):
     pid = stale.name.rsplit("-", 1)[-1]
-    if pid.isdigit() and (int(pid) == os.getpid() or not _running(int(pid))):
+    if not (pid.isascii() and pid.isdigit() and 0 < int(pid) < 2**31):
+      continue  # not a name save() writes
+    if int(pid) == os.getpid() or not _running(int(pid)):
       if stale.is_dir():
         shutil.rmtree(stale, ignore_errors=True)
       else:

@@ -25,8 +25,9 @@ Every recipe refreshes the target every 140 steps on MNIST and every 30 on
 USPS, the settings of the authors' scripts (``get_recipe(name, dataset)``).
 On scikit-learn's 1,797 8x8 digits (``dataset="digits"``, in no source) jdec
 scales the recipes down itself: batches of 64 in both phases (a batch of 256
-would leave 7 updates an epoch) and 100 epochs of end-to-end pretraining; the
-``paper`` recipe keeps its step counts.
+would leave 7 updates an epoch) and 100 epochs of end-to-end pretraining. The
+``paper`` recipe keeps its 300,000 layer-wise steps there (shorten them with
+``pretrain.layer_steps`` and ``pretrain.finetune_steps``).
 """
 
 import ml_collections
@@ -99,10 +100,9 @@ def get_recipe(name: str = "dec_keras", dataset: str | None = None) -> ml_collec
   if dataset == "usps" and name in ("dec_keras", "idec"):  # IDEC starts from DEC-keras's AE
     c.model.kernel_init = "glorot_uniform"
     c.pretrain.update(num_epochs=50, **adam)
-  if dataset == "digits":
+  if dataset == "digits":  # layer-wise pretraining (paper) does not read num_epochs
     c.pretrain.batch_size = c.dec.batch_size = 64
-    if c.pretrain.method == "end_to_end":
-      c.pretrain.num_epochs = 100
+    c.pretrain.num_epochs = 100
   return c
 
 

@@ -204,16 +204,36 @@ def test_a_damaged_checkpoint_is_named_and_left_as_it_is(finished_checkpoints, t
 
 
 def test_remove_stale_partials_keeps_live_writers(tmp_path):
-  """A killed writer's ``.<name>.partial-<pid>`` goes; a running process's stays."""
+  """A killed writer's ``.<name>.partial-<pid>`` goes (folder or file); a running
+  process's stays, and so do names save() never writes."""
   dead = subprocess.Popen([sys.executable, "-c", "pass"])
-  dead.wait()
-  target = tmp_path / "model"
-  stale = tmp_path / f".model.partial-{dead.pid}"
-  live = tmp_path / f".model.partial-{os.getppid()}"
-  own = tmp_path / f".model.partial-{os.getpid()}"
-  other = tmp_path / ".other.partial-1"
-  for folder in (stale, live, own, other):
-    folder.mkdir()
-  checkpoint.remove_stale_partials(target)
-  assert not stale.exists() and not own.exists()
-  assert live.is_dir() and other.is_dir()
+  dead.wait()  # reaped: no zombie left to count as running
+  live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+  try:
+    if checkpoint._running(dead.pid):
+      pytest.skip("the dead writer's pid was reused already")
+    stale = tmp_path / f".model.partial-{dead.pid}"
+    stale_file = tmp_path / f".model.partial-{os.getpid()}"  # this process's own
+    kept = [tmp_path / f".model.partial-{live.pid}", tmp_path / ".other.partial-1",
+            tmp_path / ".model.partial-abc", tmp_path / ".model.partial-99999999999",
+            tmp_path / ".model.partial-0"]
+    for folder in (stale, *kept):
+      folder.mkdir()
+    stale_file.write_text("half a checkpoint")
+    checkpoint.remove_stale_partials(tmp_path / "model")
+    assert not stale.exists() and not stale_file.exists()
+    assert all(folder.is_dir() for folder in kept)
+  finally:
+    live.kill()
+    live.wait()
+
+
+def test_another_users_writer_counts_as_running(tmp_path, monkeypatch):
+  def denied(pid, sig):
+    raise PermissionError(1, "Operation not permitted")
+  monkeypatch.setattr(os, "kill", denied)
+  assert checkpoint._running(12345)
+  folder = tmp_path / ".model.partial-12345"
+  folder.mkdir()
+  checkpoint.remove_stale_partials(tmp_path / "model")
+  assert folder.is_dir()

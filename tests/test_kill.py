@@ -35,7 +35,6 @@ SWEEP = {**SMALL, "seeds": [0, 1], "pretrain.num_epochs": 6, "dec.tol": 0.001,
 # Layer-wise: 2 pairs and fine-tuning of 4 blocks of 10 steps each, 12 blocks.
 LAYERWISE = {**SMALL, "recipe": "paper", "seed": 3, "kmeans_raw": False, "dec.tol": 0.0,
              "model.hidden_dims": [32, 10],
-             "pretrain.num_epochs": None,  # the digits config sets it for end-to-end
              "pretrain.layer_steps": 40, "pretrain.finetune_steps": 40,
              "pretrain.log_every": 10, "pretrain.lr_decay_every": 30}
 

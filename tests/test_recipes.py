@@ -88,15 +88,15 @@ def test_family_recipes_follow_their_sources():
 def test_update_interval_per_dataset(name):
   assert recipes.get_recipe(name, "mnist").dec.update_interval == 140
   assert recipes.get_recipe(name, "usps").dec.update_interval == 30
-  assert recipes.get_recipe(name, "digits").dec.update_interval == 140  # as the source
+  # The recipe's default: digits is in no source.
+  assert recipes.get_recipe(name, "digits").dec.update_interval == 140
 
 
 @pytest.mark.parametrize("name", recipes.RECIPES)
 def test_digits_scales_every_recipe_down_and_the_experiment_takes_each(name):
   digits, plain = recipes.get_recipe(name, "digits"), recipes.get_recipe(name)
   assert digits.pretrain.batch_size == digits.dec.batch_size == 64
-  layerwise = plain.pretrain.method == "layerwise"
-  assert digits.pretrain.num_epochs == (plain.pretrain.num_epochs if layerwise else 100)
+  assert digits.pretrain.num_epochs == 100  # read by end-to-end pretraining only
   for c in (digits, plain):  # nothing else changes
     c.pretrain.batch_size = c.dec.batch_size = c.pretrain.num_epochs = 0
   assert digits.to_dict() == plain.to_dict()
@@ -106,6 +106,10 @@ def test_digits_scales_every_recipe_down_and_the_experiment_takes_each(name):
   overrides = {k: cfg[k] for k in experiment_config.RECIPE_SECTIONS}
   resolved = recipes.resolve(name, overrides, cfg.dataset)
   assert resolved.pretrain.batch_size == 64
+  if resolved.pretrain.method == "layerwise":  # a user's epochs there are still refused
+    overrides["pretrain"] = dict(overrides["pretrain"].to_dict(), num_epochs=5)
+    with pytest.raises(ValueError, match="pretrain.num_epochs is only used by"):
+      recipes.resolve(name, overrides, cfg.dataset)
 
 
 def test_dec_keras_on_usps_takes_dec_keras_usps_settings():
